@@ -1,0 +1,35 @@
+"""Fixtures shared by the whole suite.
+
+``backend`` runs a test once per backend: the Rust extension and the
+pure-Python twin. When the extension is not built, its half is skipped
+unless CI=true, where a missing extension is a failure.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+import pytest
+
+
+def _rust_backend() -> ModuleType:
+    try:
+        return importlib.import_module("seikyou_auth._core")
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip("Rust extension seikyou_auth._core is not built")
+
+
+BACKEND_LOADERS = {
+    "rust": _rust_backend,
+    "python": lambda: importlib.import_module("seikyou_auth._pure"),
+}
+
+
+@pytest.fixture(params=sorted(BACKEND_LOADERS))
+def backend(request: pytest.FixtureRequest) -> ModuleType:
+    """The module of one backend; both expose the same names as seikyou_auth."""
+    return BACKEND_LOADERS[request.param]()
