@@ -33,3 +33,44 @@ BACKEND_LOADERS = {
 def backend(request: pytest.FixtureRequest) -> ModuleType:
     """The module of one backend; both expose the same names as seikyou_auth."""
     return BACKEND_LOADERS[request.param]()
+
+
+_CORE_NAMES = (
+    "LOGIN_CHALLENGES",
+    "SCHEMES",
+    "apop_digest",
+    "apop_timestamp",
+    "apop_verify",
+    "constant_time_eq",
+    "cram_md5_challenge",
+    "cram_md5_digest",
+    "cram_md5_prepare",
+    "cram_md5_response",
+    "cram_md5_verify",
+    "cram_md5_verify_prepared",
+    "decode_response",
+    "encode_challenge",
+    "hash_password",
+    "parse_cram_md5_response",
+    "parse_login_password",
+    "parse_login_username",
+    "parse_plain",
+    "verify_password",
+)
+
+
+@pytest.fixture
+def active_backend(backend: ModuleType, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """Make ``backend`` the one behind ``seikyou_auth`` for this test.
+
+    The layers above the core (sasl, schemes, servers run in-process) call the
+    primitives through ``seikyou_auth`` at call time, so this runs them on each backend.
+    """
+    import seikyou_auth
+
+    for name in _CORE_NAMES:
+        monkeypatch.setattr(seikyou_auth, name, getattr(backend, name))
+    monkeypatch.setattr(
+        seikyou_auth, "BACKEND", "rust" if backend.__name__.endswith("._core") else "python"
+    )
+    return backend

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from seikyou_auth.errors import SaslCancelled, SaslError, StoreUnavailable, UnsupportedScheme
 
@@ -64,7 +65,11 @@ def _load_backend() -> ModuleType:
     return _core
 
 
-_backend = _load_backend()
+if TYPE_CHECKING:
+    # Both backends have the signatures of the extension's stub.
+    from seikyou_auth import _core as _backend
+else:
+    _backend = _load_backend()
 BACKEND: str = "rust" if _backend.__name__ == "seikyou_auth._core" else "python"
 
 decode_response = _backend.decode_response

@@ -1,0 +1,248 @@
+"""One server-side SASL exchange, shared by SMTP, POP3 and embedding servers.
+
+The protocol layers only frame lines (``334``/``+``, base64, reply codes); every
+mechanism's state machine and every credential check lives here, so SMTP, POP3
+and the aiosmtpd integration cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import os
+from dataclasses import dataclass
+
+import seikyou_auth
+from seikyou_auth import schemes
+from seikyou_auth.accounts import Account, AccountStore
+from seikyou_auth.errors import SaslCancelled, SaslError, StoreUnavailable
+
+__all__ = [
+    "CLEARTEXT_MECHANISMS",
+    "MECHANISMS",
+    "Authenticator",
+    "Challenge",
+    "Failure",
+    "FailureReason",
+    "SaslServer",
+    "Success",
+]
+
+MECHANISMS: tuple[str, ...] = ("CRAM-MD5", "PLAIN", "LOGIN")
+CLEARTEXT_MECHANISMS: frozenset[str] = frozenset({"PLAIN", "LOGIN"})
+
+_DEFAULT_DECOY_SCHEME = "SHA512-CRYPT"
+
+
+class FailureReason(enum.Enum):
+    CREDENTIALS = "credentials"
+    MALFORMED = "malformed"
+    CANCELLED = "cancelled"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """A server challenge, raw; the protocol layer base64-encodes it."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Success:
+    account: Account
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    reason: FailureReason
+    username: str | None = None
+
+
+Outcome = Challenge | Success | Failure
+
+
+class Authenticator:
+    """Credential checks against an account store.
+
+    An unknown user costs the same work as a wrong password: the check runs
+    against a decoy of the scheme real accounts use, so neither the answer nor
+    its timing tells the two apart.
+    """
+
+    def __init__(self, store: AccountStore) -> None:
+        self.store = store
+        self._decoy_scheme = _DEFAULT_DECOY_SCHEME
+        self._decoys: dict[str, str] = {}
+        self._decoy_secret = os.urandom(16).hex().encode()
+        self._decoy_cram_state = os.urandom(32)
+
+    async def _lookup(self, username: str) -> Account | None:
+        account = await self.store.lookup(username)
+        if account is not None:
+            scheme = schemes.scheme_of(account.password).split(".", 1)[0]
+            if scheme in seikyou_auth.SCHEMES:
+                self._decoy_scheme = scheme
+        return account
+
+    async def _decoy(self) -> str:
+        scheme = self._decoy_scheme
+        decoy = self._decoys.get(scheme)
+        if decoy is None:
+            decoy = await asyncio.to_thread(
+                seikyou_auth.hash_password, os.urandom(16).hex().encode(), scheme
+            )
+            self._decoys[scheme] = decoy
+        return decoy
+
+    async def check_password(self, username: str, password: bytes) -> Account | None:
+        """USER/PASS, PLAIN and LOGIN: any stored scheme can verify a cleartext password."""
+        account = await self._lookup(username)
+        if account is None:
+            await schemes.verify_password_async(await self._decoy(), password)
+            return None
+        if await schemes.verify_password_async(account.password, password):
+            return account
+        return None
+
+    async def check_cram_md5(self, username: str, challenge: bytes, digest: str) -> Account | None:
+        """CRAM-MD5: needs a stored PLAIN/CLEAR or CRAM-MD5 value, as in Dovecot."""
+        account = await self._lookup(username)
+        state = None if account is None else schemes.cram_md5_state(account.password)
+        if state is None:
+            seikyou_auth.cram_md5_verify_prepared(self._decoy_cram_state, challenge, digest)
+            return None
+        if seikyou_auth.cram_md5_verify_prepared(state, challenge, digest):
+            return account
+        return None
+
+    async def check_apop(self, username: str, timestamp: bytes, digest: str) -> Account | None:
+        """APOP: needs the password in cleartext (PLAIN/CLEAR), as in Dovecot."""
+        account = await self._lookup(username)
+        secret = None if account is None else schemes.plaintext_secret(account.password)
+        if secret is None:
+            seikyou_auth.apop_verify(timestamp, self._decoy_secret, digest)
+            return None
+        if seikyou_auth.apop_verify(timestamp, secret, digest):
+            return account
+        return None
+
+    async def same_account(self, identity: str, account: Account) -> bool:
+        """Whether ``identity`` (e.g. a PLAIN authzid) names ``account`` itself."""
+        named = await self.store.lookup(identity)
+        return named is not None and named.name == account.name
+
+    def can_use(self, mechanism: str, account: Account) -> bool:
+        """Whether ``mechanism`` can ever succeed for ``account``'s stored scheme."""
+        return schemes.mechanism_allowed(mechanism, account.password)
+
+
+class _Stage(enum.Enum):
+    START = enum.auto()
+    PLAIN_RESPONSE = enum.auto()
+    LOGIN_USERNAME = enum.auto()
+    LOGIN_PASSWORD = enum.auto()
+    CRAM_RESPONSE = enum.auto()
+    DONE = enum.auto()
+
+
+class SaslServer:
+    """One authentication exchange for one mechanism.
+
+    ``start`` takes the initial response exactly as the client wrote it after the
+    mechanism name (base64 text, ``b"="`` for empty) or ``None``; ``step`` takes
+    each further client line. Every call returns a ``Challenge`` to send, or the
+    final ``Success`` / ``Failure``.
+    """
+
+    def __init__(self, mechanism: str, authenticator: Authenticator, hostname: str) -> None:
+        self.mechanism = mechanism.upper()
+        if self.mechanism not in MECHANISMS:
+            raise ValueError(f"unsupported SASL mechanism {mechanism!r}")
+        self._authenticator = authenticator
+        self._hostname = hostname
+        self._stage = _Stage.START
+        self._username: str | None = None
+        self._cram_challenge = b""
+
+    @property
+    def username(self) -> str | None:
+        """The user name the client has given so far (for logging), if any."""
+        return self._username
+
+    async def start(self, initial_response: bytes | None) -> Outcome:
+        if self._stage is not _Stage.START:
+            raise RuntimeError("SaslServer.start called twice")
+        if self.mechanism == "CRAM-MD5":
+            if initial_response is not None:
+                # CRAM-MD5 is server-first: a client cannot answer a challenge it has not seen.
+                return self._fail(FailureReason.MALFORMED)
+            self._cram_challenge = seikyou_auth.cram_md5_challenge(self._hostname)
+            return self._challenge(_Stage.CRAM_RESPONSE, self._cram_challenge)
+        if self.mechanism == "PLAIN":
+            if initial_response is None:
+                return self._challenge(_Stage.PLAIN_RESPONSE, b"")
+            self._stage = _Stage.PLAIN_RESPONSE
+            return await self.step(initial_response)
+        if initial_response is None:
+            return self._challenge(_Stage.LOGIN_USERNAME, seikyou_auth.LOGIN_CHALLENGES[0])
+        self._stage = _Stage.LOGIN_USERNAME
+        return await self.step(initial_response)
+
+    async def step(self, line: bytes) -> Outcome:
+        stage = self._stage
+        if stage in (_Stage.START, _Stage.DONE):
+            raise RuntimeError("SaslServer.step called outside an exchange")
+        try:
+            message = seikyou_auth.decode_response(line)
+            if stage is _Stage.PLAIN_RESPONSE:
+                return await self._finish_plain(message)
+            if stage is _Stage.LOGIN_USERNAME:
+                self._username = seikyou_auth.parse_login_username(message)
+                return self._challenge(_Stage.LOGIN_PASSWORD, seikyou_auth.LOGIN_CHALLENGES[1])
+            if stage is _Stage.LOGIN_PASSWORD:
+                password = seikyou_auth.parse_login_password(message)
+                assert self._username is not None
+                return self._result(
+                    await self._authenticator.check_password(self._username, password)
+                )
+            username, digest = seikyou_auth.parse_cram_md5_response(message)
+            self._username = username
+            return self._result(
+                await self._authenticator.check_cram_md5(username, self._cram_challenge, digest)
+            )
+        except SaslCancelled:
+            return self._fail(FailureReason.CANCELLED)
+        except SaslError:
+            return self._fail(FailureReason.MALFORMED)
+        except StoreUnavailable:
+            return self._fail(FailureReason.UNAVAILABLE)
+
+    async def _finish_plain(self, message: bytes) -> Outcome:
+        authzid, authcid, password = seikyou_auth.parse_plain(message)
+        self._username = authcid
+        account = await self._authenticator.check_password(authcid, password)
+        if (
+            account is not None
+            and authzid
+            and not await self._authenticator.same_account(authzid, account)
+        ):
+            # Acting as another user needs master-user rights, which this server never grants.
+            return self._fail(FailureReason.CREDENTIALS)
+        return self._result(account)
+
+    def _challenge(self, stage: _Stage, data: bytes) -> Challenge:
+        self._stage = stage
+        return Challenge(data)
+
+    def _result(self, account: Account | None) -> Success | Failure:
+        if account is None:
+            return self._fail(FailureReason.CREDENTIALS)
+        self._stage = _Stage.DONE
+        assert self._username is not None
+        return Success(account, self._username)
+
+    def _fail(self, reason: FailureReason) -> Failure:
+        self._stage = _Stage.DONE
+        return Failure(reason, self._username)
