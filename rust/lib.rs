@@ -1,4 +1,186 @@
-use pyo3::prelude::*;
+//! `seikyou_auth._core`: the Rust core. This file only converts between Python and the pure
+//! Rust modules below; all logic (and its unit tests) lives in those modules.
 
-#[pymodule]
-mod _core {}
+pub mod apop;
+pub mod cram;
+pub mod ct;
+pub mod error;
+pub mod sasl;
+pub mod schemes;
+
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::PyErr;
+
+pyo3::import_exception!(seikyou_auth.errors, SaslError);
+pyo3::import_exception!(seikyou_auth.errors, SaslCancelled);
+pyo3::import_exception!(seikyou_auth.errors, UnsupportedScheme);
+
+impl From<error::Error> for PyErr {
+    fn from(err: error::Error) -> PyErr {
+        let message = err.to_string();
+        match err {
+            error::Error::Sasl(_) => SaslError::new_err(message),
+            error::Error::Cancelled => SaslCancelled::new_err(message),
+            error::Error::UnsupportedScheme(_) => UnsupportedScheme::new_err(message),
+            error::Error::InvalidArgument(_) => PyValueError::new_err(message),
+            error::Error::Random => PyOSError::new_err(message),
+        }
+    }
+}
+
+fn ascii(hex: &[u8]) -> &str {
+    std::str::from_utf8(hex).expect("hex digits are ASCII")
+}
+
+#[pyo3::pymodule]
+mod _core {
+    use pyo3::prelude::*;
+    use pyo3::types::{PyBytes, PyString};
+
+    use super::{apop, ascii, cram, ct, error, sasl, schemes};
+
+    #[pymodule_export]
+    const LOGIN_CHALLENGES: (&[u8], &[u8]) = sasl::LOGIN_CHALLENGES;
+
+    #[pymodule_export]
+    const SCHEMES: (&str, &str, &str, &str, &str, &str, &str, &str, &str, &str) = schemes::SCHEMES;
+
+    #[pyfunction]
+    fn decode_response<'py>(py: Python<'py>, line: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let len = sasl::decoded_len(line);
+        PyBytes::new_with(py, len, |out| {
+            match sasl::decode_response(line, out)?.len() {
+                decoded if decoded == len => Ok(()),
+                _ => Err(error::Error::Sasl("client response is not valid base64").into()),
+            }
+        })
+    }
+
+    #[pyfunction]
+    fn encode_challenge<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        PyBytes::new_with(py, sasl::encoded_len(data.len()), |out| {
+            sasl::encode_challenge(data, out);
+            Ok(())
+        })
+    }
+
+    #[pyfunction]
+    fn parse_plain<'py>(
+        py: Python<'py>,
+        message: &[u8],
+    ) -> PyResult<(
+        Bound<'py, PyString>,
+        Bound<'py, PyString>,
+        Bound<'py, PyBytes>,
+    )> {
+        let (authzid, authcid, passwd) = sasl::parse_plain(message)?;
+        Ok((
+            PyString::new(py, authzid),
+            PyString::new(py, authcid),
+            PyBytes::new(py, passwd),
+        ))
+    }
+
+    #[pyfunction]
+    fn parse_login_username<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyString>> {
+        Ok(PyString::new(py, sasl::parse_login_username(data)?))
+    }
+
+    #[pyfunction]
+    fn parse_login_password<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, sasl::parse_login_password(data)?))
+    }
+
+    #[pyfunction]
+    fn parse_cram_md5_response<'py>(
+        py: Python<'py>,
+        message: &[u8],
+    ) -> PyResult<(Bound<'py, PyString>, Bound<'py, PyString>)> {
+        let (username, digest) = sasl::parse_cram_md5_response(message)?;
+        Ok((
+            PyString::new(py, username),
+            PyString::new(py, ascii(&digest)),
+        ))
+    }
+
+    #[pyfunction]
+    fn cram_md5_challenge<'py>(py: Python<'py>, hostname: &str) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &cram::challenge(hostname)?))
+    }
+
+    #[pyfunction]
+    fn cram_md5_digest<'py>(
+        py: Python<'py>,
+        secret: &[u8],
+        challenge: &[u8],
+    ) -> Bound<'py, PyString> {
+        PyString::new(py, ascii(&cram::digest_hex(secret, challenge)))
+    }
+
+    #[pyfunction]
+    fn cram_md5_response<'py>(
+        py: Python<'py>,
+        username: &str,
+        secret: &[u8],
+        challenge: &[u8],
+    ) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &cram::response(username, secret, challenge))
+    }
+
+    #[pyfunction]
+    fn cram_md5_prepare<'py>(py: Python<'py>, secret: &[u8]) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &cram::prepare(secret))
+    }
+
+    #[pyfunction]
+    fn cram_md5_verify(secret: &[u8], challenge: &[u8], digest: &str) -> bool {
+        cram::verify(secret, challenge, digest.as_bytes())
+    }
+
+    #[pyfunction]
+    fn cram_md5_verify_prepared(state: &[u8], challenge: &[u8], digest: &str) -> PyResult<bool> {
+        Ok(cram::verify_prepared(state, challenge, digest.as_bytes())?)
+    }
+
+    #[pyfunction]
+    fn apop_timestamp<'py>(py: Python<'py>, hostname: &str) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &apop::timestamp(hostname)?))
+    }
+
+    #[pyfunction]
+    fn apop_digest<'py>(py: Python<'py>, timestamp: &[u8], secret: &[u8]) -> Bound<'py, PyString> {
+        PyString::new(py, ascii(&apop::digest_hex(timestamp, secret)))
+    }
+
+    #[pyfunction]
+    fn apop_verify(timestamp: &[u8], secret: &[u8], digest: &str) -> bool {
+        apop::verify(timestamp, secret, digest.as_bytes())
+    }
+
+    #[pyfunction]
+    fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+        ct::constant_time_eq(a, b)
+    }
+
+    /// Slow schemes hash with the GIL released so other threads (and the event loop) run.
+    #[pyfunction]
+    #[pyo3(signature = (password, scheme = "SHA512-CRYPT"))]
+    fn hash_password(py: Python<'_>, password: &[u8], scheme: &str) -> PyResult<String> {
+        let scheme = schemes::Scheme::parse(scheme)?;
+        if scheme.is_slow() {
+            Ok(py.detach(|| scheme.hash(password))?)
+        } else {
+            Ok(scheme.hash(password)?)
+        }
+    }
+
+    #[pyfunction]
+    fn verify_password(py: Python<'_>, stored: &str, password: &[u8]) -> PyResult<bool> {
+        let parsed = schemes::Stored::parse(stored)?;
+        if parsed.is_slow() {
+            Ok(py.detach(|| parsed.verify(password))?)
+        } else {
+            Ok(parsed.verify(password)?)
+        }
+    }
+}
