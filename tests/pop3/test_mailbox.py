@@ -1,0 +1,184 @@
+"""The maildir as POP3 sees it: real files, real flock, real second process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from seikyou_auth.server.mailbox import (
+    LOCK_FILE,
+    Mailbox,
+    MailboxLocked,
+    MessageVanished,
+    to_crlf,
+)
+from seikyou_auth.server.maildir import MaildirStore
+
+
+def deliver(root: Path, content: bytes) -> Path:
+    return MaildirStore(root, "mx.example").deliver("ma10001a", content)
+
+
+def test_new_mail_moves_to_cur_with_crlf_size_and_stable_uidl(tmp_path: Path) -> None:
+    delivered = deliver(tmp_path, b"Subject: one\n\nbody line\n")
+    base = delivered.name.split(",", 1)[0]
+    mailbox = Mailbox.open(tmp_path / "ma10001a")
+    try:
+        [message] = mailbox.messages
+        assert message.uidl == base
+        assert message.size == len(b"Subject: one\r\n\r\nbody line\r\n")
+        assert message.path.parent.name == "cur"
+        stem = delivered.name if ",W=" in delivered.name else f"{delivered.name},W={message.size}"
+        assert message.path.name == f"{stem}:2,"
+        assert f",W={message.size}" in stem
+        assert not list((tmp_path / "ma10001a" / "new").iterdir())
+        assert mailbox.read(message) == b"Subject: one\r\n\r\nbody line\r\n"
+    finally:
+        mailbox.close()
+    again = Mailbox.open(tmp_path / "ma10001a")
+    try:
+        assert [m.uidl for m in again.messages] == [base]
+        assert again.messages[0].size == message.size
+    finally:
+        again.close()
+
+
+def test_messages_are_numbered_in_delivery_order(tmp_path: Path) -> None:
+    for index in range(12):
+        deliver(tmp_path, f"Subject: {index}\n\n".encode())
+    mailbox = Mailbox.open(tmp_path / "ma10001a")
+    try:
+        subjects = [mailbox.read(m).split(b"\r\n", 1)[0] for m in mailbox.messages]
+        assert subjects == [f"Subject: {index}".encode() for index in range(12)]
+        assert [m.number for m in mailbox.messages] == list(range(1, 13))
+        assert len({m.uidl for m in mailbox.messages}) == 12
+    finally:
+        mailbox.close()
+
+
+def test_deletions_happen_only_at_commit(tmp_path: Path) -> None:
+    first = deliver(tmp_path, b"a\n")
+    deliver(tmp_path, b"b\n")
+    mailbox = Mailbox.open(tmp_path / "ma10001a")
+    mailbox.messages[0].deleted = True
+    assert mailbox.get(1) is None
+    assert [m.number for m in mailbox.live()] == [2]
+    mailbox.close()  # a session that ends without UPDATE
+    mailbox = Mailbox.open(tmp_path / "ma10001a")
+    assert len(mailbox.messages) == 2
+    mailbox.messages[0].deleted = True
+    mailbox.reset()
+    assert mailbox.get(1) is not None
+    mailbox.messages[0].deleted = True
+    assert mailbox.commit() == 0
+    mailbox.close()
+    mailbox = Mailbox.open(tmp_path / "ma10001a")
+    try:
+        assert [m.uidl for m in mailbox.messages] != [first.name.split(",", 1)[0]]
+        assert len(mailbox.messages) == 1
+        assert mailbox.read(mailbox.messages[0]) == b"b\r\n"
+    finally:
+        mailbox.close()
+
+
+def test_second_open_in_the_same_process_is_locked_out(tmp_path: Path) -> None:
+    mailbox = Mailbox.open(tmp_path / "ma10001a")
+    try:
+        with pytest.raises(MailboxLocked):
+            Mailbox.open(tmp_path / "ma10001a")
+    finally:
+        mailbox.close()
+    Mailbox.open(tmp_path / "ma10001a").close()
+
+
+def test_lock_holds_across_processes_and_dies_with_its_holder(tmp_path: Path) -> None:
+    maildir = tmp_path / "ma10001a"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys
+                from pathlib import Path
+                from seikyou_auth.server.mailbox import Mailbox
+                box = Mailbox.open(Path({str(maildir)!r}))
+                print("locked", flush=True)
+                sys.stdin.read()
+                """
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == b"locked\n"
+        with pytest.raises(MailboxLocked):
+            Mailbox.open(maildir)
+        holder.kill()  # kill -9: the kernel drops the flock with the process
+        holder.wait()
+        Mailbox.open(maildir).close()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        assert holder.stdin is not None and holder.stdout is not None
+        holder.stdin.close()
+        holder.stdout.close()
+    assert (maildir / LOCK_FILE).exists()
+
+
+def test_vanished_message_raises_for_that_message_only(tmp_path: Path) -> None:
+    deliver(tmp_path, b"one\n")
+    deliver(tmp_path, b"two\n")
+    mailbox = Mailbox.open(tmp_path / "ma10001a")
+    try:
+        first, second = mailbox.messages
+        first.path.unlink()
+        with pytest.raises(MessageVanished):
+            mailbox.read(first)
+        assert mailbox.read(second) == b"two\r\n"
+        first.deleted = True
+        assert mailbox.commit() == 0
+    finally:
+        mailbox.close()
+
+
+def test_flag_rename_by_another_tool_is_followed(tmp_path: Path) -> None:
+    deliver(tmp_path, b"one\n")
+    mailbox = Mailbox.open(tmp_path / "ma10001a")
+    try:
+        [message] = mailbox.messages
+        renamed = message.path.with_name(message.path.name + "S")
+        message.path.rename(renamed)
+        assert mailbox.read(message) == b"one\r\n"
+        message.deleted = True
+        assert mailbox.commit() == 0
+        assert not renamed.exists()
+    finally:
+        mailbox.close()
+
+
+def test_foreign_files_in_cur_are_sized_and_get_a_valid_uidl(tmp_path: Path) -> None:
+    cur = tmp_path / "ma10001a" / "cur"
+    cur.mkdir(parents=True)
+    (cur / ("x" * 80 + ":2,S")).write_bytes(b"a\r\nb\n")
+    (cur / ".hidden").write_bytes(b"ignored")
+    mailbox = Mailbox.open(tmp_path / "ma10001a")
+    try:
+        [message] = mailbox.messages
+        assert message.size == 6
+        assert len(message.uidl) == 32
+        assert all(0x21 <= ord(char) <= 0x7E for char in message.uidl)
+    finally:
+        mailbox.close()
+
+
+def test_to_crlf_keeps_crlf_and_lone_cr() -> None:
+    assert to_crlf(b"a\nb\r\nc\rd\r\r\n") == b"a\r\nb\r\nc\rd\r\r\n"
+    assert to_crlf(to_crlf(b"x\n\n")) == b"x\r\n\r\n"
