@@ -1,0 +1,192 @@
+"""Dovecot's passwd-file: ``user:{SCHEME}hash:uid:gid:gecos:home:shell:extra_fields``.
+
+Parsing follows Dovecot's ``db-passwd-file.c``: ``#`` starts a comment line, fields are split at
+every ``:``, everything after the seventh field is the space-separated ``key=value`` extra-field
+list (so values may contain ``:``), and an empty eighth field followed by more text is the old
+format's mail location (``userdb_mail=``). Differences, chosen for a multi-protocol server:
+names are compared lower case and ``name@domain`` means ``name`` for the store's own domain; a
+line Dovecot would log and skip, or could never authenticate (no password field, a name with
+whitespace, an unknown scheme, a duplicate) is skipped with a warning naming its line number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from seikyou_auth._pure._schemes import parse_scheme, split_stored
+from seikyou_auth.accounts.model import Account
+from seikyou_auth.errors import StoreUnavailable, UnsupportedScheme
+
+__all__ = ["MalformedLine", "PasswdFileStore", "canonical_name", "parse_line", "parse_lines"]
+
+logger = logging.getLogger(__name__)
+
+_FIXED_FIELDS = 7  # user, password, uid, gid, gecos, home, shell
+
+
+class MalformedLine(ValueError):
+    """A passwd-file line that cannot become an account; the message never quotes the line."""
+
+
+def canonical_name(username: str, domain: str | None) -> str:
+    """Lower-case ``username`` and strip ``@domain`` when it is the store's own domain."""
+    name = username.lower()
+    if domain:
+        local, at, name_domain = name.rpartition("@")
+        if at and name_domain == domain.lower():
+            return local
+    return name
+
+
+def is_data_line(line: str) -> bool:
+    """False for blank lines and ``#`` comments, which Dovecot skips silently."""
+    return bool(line.strip()) and not line.startswith("#")
+
+
+def _extra_fields(fields: list[str]) -> dict[str, str]:
+    if len(fields) <= _FIXED_FIELDS:
+        return {}
+    if fields[_FIXED_FIELDS] == "" and len(fields) > _FIXED_FIELDS + 1:
+        text = "userdb_mail=" + ":".join(fields[_FIXED_FIELDS + 1 :])
+        return {"userdb_mail": text.partition("=")[2]}
+    extra: dict[str, str] = {}
+    for item in ":".join(fields[_FIXED_FIELDS:]).split():
+        key, _, value = item.partition("=")
+        extra[key] = value
+    return extra
+
+
+def parse_line(line: str, domain: str | None) -> Account:
+    """The account on one data line (without its line ending); ``MalformedLine`` if unusable."""
+    fields = line.split(":")
+    if len(fields) < 2:
+        raise MalformedLine("no password field")
+    name = canonical_name(fields[0], domain)
+    if not name:
+        raise MalformedLine("empty user name")
+    if any(char.isspace() or not char.isprintable() for char in name):
+        raise MalformedLine("user name contains whitespace or control characters")
+    password = fields[1]
+    try:
+        parse_scheme(split_stored(password)[0])
+    except UnsupportedScheme:
+        raise MalformedLine("unsupported password scheme") from None
+    uid, gid, gecos, home, shell = (fields[2:_FIXED_FIELDS] + [""] * 5)[:5]
+    return Account(name, password, uid, gid, gecos, home, shell, _extra_fields(fields))
+
+
+def parse_lines(lines: Iterable[bytes], domain: str | None, source: str) -> dict[str, Account]:
+    """Accounts by canonical name; each skipped line is logged with ``source:LINE``."""
+    accounts: dict[str, Account] = {}
+    first_seen: dict[str, int] = {}
+    for number, raw in enumerate(lines, start=1):
+        try:
+            line = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            logger.warning("%s:%d: line skipped: not valid UTF-8", source, number)
+            continue
+        if not is_data_line(line):
+            continue
+        try:
+            account = parse_line(line, domain)
+        except MalformedLine as problem:
+            logger.warning("%s:%d: line skipped: %s", source, number, problem)
+            continue
+        if account.name in accounts:
+            logger.warning(
+                "%s:%d: line skipped: user %s already defined on line %d",
+                source,
+                number,
+                account.name,
+                first_seen[account.name],
+            )
+            continue
+        accounts[account.name] = account
+        first_seen[account.name] = number
+    return accounts
+
+
+_Signature = tuple[int, int, int, int, int]
+_MISSING: _Signature = (-1, -1, -1, -1, -1)
+# File timestamps are coarse (a clock tick), so an edit landing in the same tick as the read we
+# cached can keep size and mtime. A file changed this recently is re-read on every lookup until
+# it is older than this window (git's "racy clean" rule).
+_RACY_WINDOW_NS = 2_000_000_000
+
+
+def _signature(status: os.stat_result) -> _Signature:
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
+class PasswdFileStore:
+    """An ``AccountStore`` over a Dovecot passwd-file, re-read whenever the file changes.
+
+    Each lookup costs one ``os.stat``; a changed file (inode, size, mtime or ctime), or one
+    changed within the last two seconds, is re-read in a worker thread. A missing file serves
+    no accounts (logged once); a file that exists but cannot be read raises
+    ``StoreUnavailable`` and is retried on the next lookup.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], domain: str | None = None) -> None:
+        self.path = Path(path)
+        self.domain = domain.lower() if domain else None
+        self._accounts: dict[str, Account] = {}
+        self._loaded: _Signature | None = None
+        self._racy = False
+        self._reload_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"PasswdFileStore({str(self.path)!r}, domain={self.domain!r})"
+
+    async def lookup(self, username: str) -> Account | None:
+        if self._stale():
+            await asyncio.to_thread(self.reload)
+        return self._accounts.get(canonical_name(username, self.domain))
+
+    def accounts(self) -> list[Account]:
+        """Every account, in file order, after re-reading the file if it changed."""
+        if self._stale():
+            self.reload()
+        return list(self._accounts.values())
+
+    def _stale(self) -> bool:
+        return self._racy or self._current_signature() != self._loaded
+
+    def _current_signature(self) -> _Signature:
+        try:
+            return _signature(os.stat(self.path))
+        except FileNotFoundError:
+            return _MISSING
+        except OSError as error:
+            raise self._unavailable(error) from None
+
+    def _unavailable(self, error: OSError) -> StoreUnavailable:
+        return StoreUnavailable(f"passwd-file {self.path}: {error.strerror or error}")
+
+    def reload(self) -> None:
+        """Read the file now (blocking); normally ``lookup`` calls this when the file changed."""
+        with self._reload_lock:
+            try:
+                with open(self.path, "rb") as handle:
+                    status = os.fstat(handle.fileno())
+                    signature = _signature(status)
+                    if signature == self._loaded and not self._racy:
+                        return
+                    lines = handle.readlines()
+            except FileNotFoundError:
+                if self._loaded != _MISSING:
+                    logger.warning("passwd-file %s does not exist: no accounts", self.path)
+                self._accounts, self._loaded, self._racy = {}, _MISSING, False
+                return
+            except OSError as error:
+                raise self._unavailable(error) from None
+            self._accounts = parse_lines(lines, self.domain, str(self.path))
+            self._loaded = signature
+            self._racy = abs(time.time_ns() - status.st_mtime_ns) < _RACY_WINDOW_NS
+            logger.info("passwd-file %s: %d accounts", self.path, len(self._accounts))

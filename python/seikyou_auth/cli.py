@@ -1,0 +1,295 @@
+"""``seikyou-auth``: serve, manage the passwd-file, and hash passwords like ``doveadm pw``.
+
+Errors are one line on stderr: exit 2 for usage and configuration errors, 1 for other failures,
+and 75 (EX_TEMPFAIL) for ``pw`` failures, as ``doveadm pw`` exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from seikyou_auth.accounts import Account
+
+__all__ = ["main"]
+
+PROG = "seikyou-auth"
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_DOVEADM_FATAL = 75  # doveadm's EX_TEMPFAIL for "Fatal:" errors
+EXIT_INTERRUPTED = 130
+_PROMPT_ATTEMPTS = 3
+
+
+class CliError(Exception):
+    """A failure reported as one stderr line; ``code`` is the exit status."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+# ---------------------------------------------------------------- password input
+
+
+def _read_new_password() -> bytes:
+    """Ask twice on a terminal; from a pipe read two lines. Never echoes or logs the secret."""
+    if not sys.stdin.isatty():
+        first, second = sys.stdin.buffer.readline(), sys.stdin.buffer.readline()
+        if not first:
+            raise CliError("no password given on standard input")
+        first, second = first.rstrip(b"\r\n"), second.rstrip(b"\r\n")
+        if first != second:
+            raise CliError("Passwords don't match!")
+        return first
+    for _ in range(_PROMPT_ATTEMPTS):
+        first = getpass.getpass("Enter new password: ")
+        second = getpass.getpass("Retype new password: ")
+        if first == second:
+            return first.encode("utf-8", "surrogateescape")
+        print("Error: Passwords don't match!", file=sys.stderr)
+    raise CliError("too many attempts")
+
+
+def _password_from_stdin() -> bytes:
+    line = sys.stdin.buffer.readline().rstrip(b"\r\n")
+    if not line:
+        raise CliError("no password given on standard input")
+    return line
+
+
+# ---------------------------------------------------------------- pw
+
+
+def _cmd_pw(args: argparse.Namespace) -> int:
+    import seikyou_auth
+
+    if args.list:
+        print(" ".join(seikyou_auth.SCHEMES))
+        return 0
+    password = os.fsencode(args.password) if args.password is not None else None
+    if args.test is not None:
+        stored: str = args.test
+        if not stored.startswith("{") or "}" not in stored:
+            raise CliError("Fatal: Missing {scheme} prefix from hash", EXIT_DOVEADM_FATAL)
+        plaintext = password if password is not None else _read_new_password()
+        try:
+            verified = seikyou_auth.verify_password(stored, plaintext)
+        except seikyou_auth.UnsupportedScheme as error:
+            raise CliError(
+                f"Fatal: reverse decode check failed: {error}", EXIT_DOVEADM_FATAL
+            ) from None
+        if not verified:
+            raise CliError(
+                "Fatal: reverse password verification check failed: Password mismatch",
+                EXIT_DOVEADM_FATAL,
+            )
+        print(f"{stored} (verified)")
+        return 0
+    plaintext = password if password is not None else _read_new_password()
+    try:
+        print(seikyou_auth.hash_password(plaintext, args.scheme))
+    except seikyou_auth.UnsupportedScheme as error:
+        raise CliError(f"Fatal: {error}", EXIT_DOVEADM_FATAL) from None
+    except ValueError as error:
+        raise CliError(f"Fatal: {error}", EXIT_DOVEADM_FATAL) from None
+    return 0
+
+
+# ---------------------------------------------------------------- user
+
+
+def _store_location(config_path: str | None) -> tuple[Path, str | None]:
+    """The passwd-file and domain from the config (the embedded default without one)."""
+    from seikyou_auth.server.config import ConfigError, load_config
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as error:
+        raise CliError(str(error), EXIT_USAGE) from None
+    return Path(config.passwd_file), config.domain
+
+
+def _accounts(path: Path, domain: str | None) -> dict[str, Account]:
+    from seikyou_auth.accounts import PasswdFileStore
+
+    return {account.name: account for account in PasswdFileStore(path, domain).accounts()}
+
+
+def _new_stored(args: argparse.Namespace, default_scheme: str) -> str:
+    import seikyou_auth
+    from seikyou_auth._pure._schemes import parse_scheme
+
+    scheme = args.scheme or default_scheme
+    try:  # before asking for the password
+        known = parse_scheme(scheme).name in seikyou_auth.SCHEMES
+    except seikyou_auth.UnsupportedScheme:
+        known = False
+    if not known:
+        raise CliError(f"unsupported password scheme: {scheme}", EXIT_USAGE)
+    password = _password_from_stdin() if args.password_stdin else _read_new_password()
+    if not password:
+        raise CliError("refusing an empty password")
+    try:
+        return str(seikyou_auth.hash_password(password, scheme))
+    except ValueError as error:
+        raise CliError(str(error)) from None
+
+
+def _cmd_user_add(args: argparse.Namespace) -> int:
+    from seikyou_auth.accounts.editing import UserExists, add_user, validate_new_name
+
+    path, domain = _store_location(args.config)
+    name = validate_new_name(args.name, domain)
+    if path.exists() and name in _accounts(path, domain):  # re-checked under the lock
+        raise UserExists(f"user {name} already exists in {path}")
+    name = add_user(path, domain, args.name, _new_stored(args, "SHA512-CRYPT"))
+    print(f"added {name} to {path}")
+    return 0
+
+
+def _cmd_user_passwd(args: argparse.Namespace) -> int:
+    from seikyou_auth import SCHEMES
+    from seikyou_auth._pure._schemes import split_stored
+    from seikyou_auth.accounts.editing import set_password
+    from seikyou_auth.accounts.passwd_file import canonical_name
+    from seikyou_auth.schemes import scheme_of
+
+    path, domain = _store_location(args.config)
+    name = canonical_name(args.name, domain)
+    account = _accounts(path, domain).get(name)
+    if account is None:
+        raise CliError(f"no user {name} in {path}")
+    # Keep the scheme and its encoding, so the mechanisms that worked for this account still do.
+    keep = scheme_of(account.password) in SCHEMES
+    default = split_stored(account.password)[0] if keep else "SHA512-CRYPT"
+    set_password(path, domain, name, _new_stored(args, default))
+    print(f"changed the password of {name}")
+    return 0
+
+
+def _cmd_user_del(args: argparse.Namespace) -> int:
+    from seikyou_auth.accounts.editing import delete_user
+
+    path, domain = _store_location(args.config)
+    print(f"deleted {delete_user(path, domain, args.name)} from {path}")
+    return 0
+
+
+def _cmd_user_list(args: argparse.Namespace) -> int:
+    from seikyou_auth.schemes import scheme_of
+
+    path, domain = _store_location(args.config)
+    for account in _accounts(path, domain).values():
+        print(f"{account.name}\t{scheme_of(account.password)}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from seikyou_auth.server.app import main as serve
+
+    return serve(args.config)
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _parser() -> argparse.ArgumentParser:
+    config = _Parser(add_help=False)
+    config.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="TOML configuration (default: the embedded one, passwd-file ./seikyou-data/passwd)",
+    )
+    parser = _Parser(prog=PROG, description="SMTP AUTH / POP3 server and account tools.")
+    parser.add_argument("--config", metavar="FILE", default=None, help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    serve = commands.add_parser("serve", parents=[config], help="run the SMTP and POP3 servers")
+    serve.set_defaults(handler=_cmd_serve)
+
+    pw = commands.add_parser("pw", parents=[config], help="hash or test a password (doveadm pw)")
+    pw.add_argument("-s", dest="scheme", default="SHA512-CRYPT", metavar="SCHEME")
+    pw.add_argument("-p", dest="password", metavar="PASSWORD")
+    pw.add_argument("-t", dest="test", metavar="STORED", help="verify STORED against the password")
+    pw.add_argument("-l", dest="list", action="store_true", help="list the supported schemes")
+    pw.set_defaults(handler=_cmd_pw)
+
+    user = commands.add_parser("user", help="manage accounts in the passwd-file")
+    actions = user.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "add": _cmd_user_add,
+        "del": _cmd_user_del,
+        "list": _cmd_user_list,
+        "passwd": _cmd_user_passwd,
+    }
+    for action, handler in handlers.items():
+        sub = actions.add_parser(action, parents=[config])
+        if action != "list":
+            sub.add_argument("name", metavar="NAME")
+        if action in ("add", "passwd"):
+            sub.add_argument("--scheme", metavar="S", help="password scheme (default SHA512-CRYPT)")
+            sub.add_argument(
+                "--password-stdin", action="store_true", help="read the password from stdin"
+            )
+        sub.set_defaults(handler=handler)
+    return parser
+
+
+def _log_warnings_to_stderr() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    logging.getLogger("seikyou_auth.accounts").addHandler(handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command != "serve":
+        _log_warnings_to_stderr()
+    try:
+        code: int = args.handler(args)
+    except CliError as error:
+        prefix = "" if args.command == "pw" else f"{PROG}: "
+        print(f"{prefix}{error}", file=sys.stderr)
+        return error.code
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # every other failure is still one line, never a traceback
+        return _report(error)
+    return code
+
+
+def _report(error: Exception) -> int:
+    from seikyou_auth.accounts.editing import InvalidName, PasswdEditError
+    from seikyou_auth.errors import StoreUnavailable
+
+    if isinstance(error, InvalidName):
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if isinstance(error, PasswdEditError | StoreUnavailable):
+        print(f"{PROG}: {error}", file=sys.stderr)
+    elif isinstance(error, OSError):
+        where = f" {error.filename}" if error.filename else ""
+        print(f"{PROG}: cannot access{where}: {error.strerror or error}", file=sys.stderr)
+    else:
+        print(f"{PROG}: unexpected error: {type(error).__name__}: {error}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
