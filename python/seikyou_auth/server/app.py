@@ -1,0 +1,319 @@
+"""Starts every listener of a config, prints them, and stops cleanly on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import socket
+import ssl
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from seikyou_auth.accounts import AccountStore, PasswdFileStore
+from seikyou_auth.sasl import Authenticator
+from seikyou_auth.server.config import (
+    Config,
+    ConfigError,
+    ListenerConfig,
+    load_config,
+    relay_address,
+)
+from seikyou_auth.server.context import ListenerContext, Shutdown
+from seikyou_auth.server.maildir import MaildirStore
+from seikyou_auth.server.policy import ConnectionLimiter, FailureDelay, Policy
+from seikyou_auth.server.queue import MailQueue, RelayTask
+from seikyou_auth.server.tls import server_context
+
+__all__ = ["BoundListener", "ServerApp", "main", "prepare_data_dir", "run"]
+
+log = logging.getLogger("seikyou_auth.server")
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, ListenerContext], Awaitable[None]]
+
+# Each protocol's handler module; imported when a listener of that protocol starts.
+PROTOCOL_MODULES = {
+    "smtp": "seikyou_auth.server.smtp",
+    "pop3": "seikyou_auth.server.pop3",
+}
+
+# What a refused or interrupted client reads before the connection closes.
+TOO_MANY_CONNECTIONS = {
+    "smtp": b"421 4.7.0 Too many connections from your address, try again later\r\n",
+    "pop3": b"-ERR [SYS/TEMP] Too many connections from your address, try again later\r\n",
+}
+SHUTTING_DOWN = {
+    "smtp": b"421 4.3.2 Service shutting down, try again later\r\n",
+    "pop3": b"-ERR [SYS/TEMP] Server shutting down, try again later\r\n",
+}
+
+# Longer than any line a protocol accepts (AUTH responses: 12288 octets).
+STREAM_LIMIT = 16384
+
+
+def handler_for(protocol: str) -> Handler:
+    module = importlib.import_module(PROTOCOL_MODULES[protocol])
+    handler: Handler = module.handle_connection
+    return handler
+
+
+@dataclass(frozen=True)
+class BoundListener:
+    listener: ListenerConfig
+    address: str
+    port: int
+
+    @property
+    def label(self) -> str:
+        kind = self.listener.protocol
+        if self.listener.role:
+            kind = f"{kind}/{self.listener.role}"
+        return f"{kind:<16} {self.address}:{self.port:<6} tls={self.listener.tls}"
+
+
+def prepare_data_dir(config: Config) -> None:
+    """Create the data directory, maildir root, queue and an empty passwd file as needed."""
+    try:
+        for directory in (config.data_dir, config.mail_dir, config.queue_dir):
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        config.passwd_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not config.passwd_file.exists():
+            descriptor = os.open(config.passwd_file, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.close(descriptor)
+    except OSError as error:
+        raise ConfigError(f"cannot prepare data directory {config.data_dir}: {error}") from None
+
+
+class ServerApp:
+    """All listeners of one config sharing one policy, store and queue."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: AccountStore | None = None,
+        reuse_port: bool = False,
+        run_relay: bool = True,
+    ) -> None:
+        prepare_data_dir(config)
+        self.config = config
+        self.ssl_context: ssl.SSLContext = server_context(config)
+        self.policy = Policy(config.trusted_networks)
+        self.failure_delay = FailureDelay(config.limits.failure_delays, self.policy)
+        self.connections = ConnectionLimiter(config.limits.max_connections_per_address)
+        self.store: AccountStore = store or PasswdFileStore(config.passwd_file, config.domain)
+        self.authenticator = Authenticator(self.store)
+        self.maildirs = MaildirStore(config.mail_dir, config.hostname)
+        self.queue = MailQueue(config.queue_dir, config.hostname)
+        self.queue.ensure()
+        self.shutdown = Shutdown()
+        self.reuse_port = reuse_port
+        self.run_relay = run_relay
+        self.bound: list[BoundListener] = []
+        self._servers: list[asyncio.Server] = []
+        self._sessions: set[asyncio.Task[object]] = set()
+        self._relay: asyncio.Task[None] | None = None
+
+    def context(self, listener: ListenerConfig) -> ListenerContext:
+        return ListenerContext(
+            config=self.config,
+            listener=listener,
+            ssl_context=self.ssl_context,
+            policy=self.policy,
+            failure_delay=self.failure_delay,
+            connections=self.connections,
+            store=self.store,
+            authenticator=self.authenticator,
+            maildirs=self.maildirs,
+            queue=self.queue,
+            shutdown=self.shutdown,
+        )
+
+    async def start(self) -> list[BoundListener]:
+        """Bind every listener; on any failure, close what was bound and raise ConfigError."""
+        try:
+            for listener in self.config.listeners:
+                await self._start_listener(listener)
+        except BaseException:
+            await self.stop()
+            raise
+        smarthost = relay_address(self.config.smtp)
+        if smarthost is not None and self.run_relay:
+            relay = RelayTask(self.queue, smarthost, self.config.smtp.relay_retry_delays)
+            self._relay = asyncio.create_task(relay.run())
+        return self.bound
+
+    async def _start_listener(self, listener: ListenerConfig) -> None:
+        handler = handler_for(listener.protocol)
+        ctx = self.context(listener)
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._session(handler, reader, writer, ctx)
+
+        try:
+            server = await asyncio.start_server(
+                serve,
+                listener.address,
+                listener.port,
+                ssl=self.ssl_context if listener.tls == "implicit" else None,
+                limit=STREAM_LIMIT,
+                reuse_address=True,
+                reuse_port=self.reuse_port or None,
+                ssl_handshake_timeout=30.0 if listener.tls == "implicit" else None,
+            )
+        except OSError as error:
+            reason = os.strerror(error.errno) if error.errno else str(error)
+            raise ConfigError(
+                f"cannot listen on {listener.address}:{listener.port}: {reason}"
+            ) from None
+        self._servers.append(server)
+        for sock in server.sockets:
+            address, port = sock.getsockname()[:2]
+            self.bound.append(BoundListener(listener, address, port))
+
+    async def _session(
+        self,
+        handler: Handler,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        ctx: ListenerContext,
+    ) -> None:
+        protocol = ctx.listener.protocol
+        peer = writer.get_extra_info("peername")
+        addr = str(peer[0]) if peer else "unknown"
+        task = asyncio.current_task()
+        if self.shutdown.stopping or task is None:
+            writer.write(SHUTTING_DOWN[protocol])
+            writer.close()
+            return
+        if not self.connections.acquire(addr):
+            log.warning("%s: refused %s: too many connections", ctx.listener.label, addr)
+            writer.write(TOO_MANY_CONNECTIONS[protocol])
+            writer.close()
+            return
+        self._sessions.add(task)
+        try:
+            await handler(reader, writer, ctx)
+        except asyncio.CancelledError:
+            if self.shutdown.stopping and not writer.is_closing():
+                writer.write(SHUTTING_DOWN[protocol])
+        except (ConnectionError, ssl.SSLError, TimeoutError):
+            pass
+        except Exception:
+            log.exception("%s: session with %s failed", ctx.listener.label, addr)
+        finally:
+            self._sessions.discard(task)
+            self.connections.release(addr)
+            writer.close()
+
+    async def stop(self) -> None:
+        """Stop accepting; cancel idle sessions; let busy ones finish within the grace period."""
+        self.shutdown.stopping = True
+        for server in self._servers:
+            server.close()
+        if self._relay is not None:
+            self._relay.cancel()
+            await asyncio.gather(self._relay, return_exceptions=True)
+        for task in list(self._sessions):
+            if not self.shutdown.is_busy(task):
+                task.cancel()
+        busy = [task for task in self._sessions if self.shutdown.is_busy(task)]
+        if busy:
+            _, late = await asyncio.wait(busy, timeout=self.config.limits.shutdown_grace)
+            for task in late:
+                task.cancel()
+        remaining = list(self._sessions)
+        if remaining:
+            await asyncio.wait(remaining, timeout=5.0)
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+
+
+async def run(config: Config, *, worker: int | None = None) -> None:
+    """Serve ``config`` until SIGINT or SIGTERM; ``worker``: index among SO_REUSEPORT peers."""
+    # Only the first worker relays and announces, so no queue file is sent twice.
+    first = not worker
+    app = ServerApp(config, reuse_port=worker is not None, run_relay=first)
+    bound = await app.start()
+    if first:
+        print(f"seikyou-auth serving ({config.source}), data in {config.data_dir}:", flush=True)
+        for entry in bound:
+            print(f"  {entry.label}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        if first:
+            print("seikyou-auth stopping", flush=True)
+        await app.stop()
+
+
+def _run_one(config: Config, worker: int | None = None) -> None:
+    serving = run(config, worker=worker)
+    if config.event_loop == "uvloop":
+        import uvloop
+
+        uvloop.run(serving)
+    else:
+        asyncio.run(serving)
+
+
+def _run_workers(config: Config) -> int:
+    """Fork ``workers`` processes that share each port through SO_REUSEPORT."""
+    children: list[int] = []
+    for index in range(config.workers):
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                _run_one(config, worker=index)
+            except ConfigError as error:
+                print(f"seikyou-auth: {error}", file=sys.stderr)
+                code = 2
+            finally:
+                os._exit(code)
+        children.append(pid)
+
+    def stop_children(signum: int, _frame: object) -> None:
+        for pid in children:
+            os.kill(pid, signum)
+
+    signal.signal(signal.SIGINT, stop_children)
+    signal.signal(signal.SIGTERM, stop_children)
+    worst = 0
+    for pid in children:
+        _, status = os.waitpid(pid, 0)
+        worst = max(worst, os.waitstatus_to_exitcode(status))
+    return worst
+
+
+def main(config_path: str | None) -> int:
+    """``seikyou-auth serve``: 0 after a clean stop, 2 on a configuration error."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO,
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+    try:
+        config = load_config(config_path)
+        if config.workers > 1 and hasattr(socket, "SO_REUSEPORT"):
+            prepare_data_dir(config)
+            server_context(config)  # generate the certificate once, before forking
+            return _run_workers(config)
+        _run_one(config)
+    except ConfigError as error:
+        print(f"seikyou-auth: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0

@@ -1,0 +1,375 @@
+"""Server configuration: the TOML file of SPEC.md §5, validated into dataclasses.
+
+Every problem becomes one ``ConfigError`` whose message is a single line fit for
+stderr: the CLI prints it and exits 2. Relative paths in a file are resolved
+against the file's directory; the embedded default (no file) uses the current
+directory.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = [
+    "DEFAULT_LISTENERS",
+    "Config",
+    "ConfigError",
+    "Limits",
+    "ListenerConfig",
+    "Pop3Config",
+    "SmtpConfig",
+    "load_config",
+    "relay_address",
+]
+
+CLEARTEXT_SETTINGS = ("always", "tls-or-trusted", "never")
+TLS_MODES = ("none", "starttls", "implicit")
+MECHANISM_NAMES = ("CRAM-MD5", "PLAIN", "LOGIN")
+DOVECOT_FAILURE_DELAYS = (2.0, 4.0, 8.0, 15.0)
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """A configuration problem; ``str(error)`` is one line for stderr."""
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    protocol: str  # "smtp" | "pop3"
+    role: str | None  # smtp: "mx" | "submission"; pop3: None
+    address: str
+    port: int
+    tls: str  # "none" | "starttls" | "implicit"
+
+    @property
+    def label(self) -> str:
+        kind = self.protocol if self.role is None else f"{self.protocol}/{self.role}"
+        return f"{kind} on {self.address}:{self.port} (tls={self.tls})"
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    auth_mechanisms: tuple[str, ...] = MECHANISM_NAMES
+    cleartext_auth: str = "tls-or-trusted"
+    sender_login_check: bool = True
+    max_message_size: int = 26_214_400
+    relay_host: str = ""
+    broken_auth_clients: bool = False
+    # Seconds to wait before each retry of a queued message; the last one repeats.
+    relay_retry_delays: tuple[float, ...] = (60.0, 300.0, 900.0, 3600.0)
+
+
+@dataclass(frozen=True)
+class Pop3Config:
+    auth_mechanisms: tuple[str, ...] = MECHANISM_NAMES
+    apop: bool = True
+    cleartext_auth: str = "tls-or-trusted"
+
+
+@dataclass(frozen=True)
+class Limits:
+    idle_timeout: float = 300.0
+    max_bad_commands: int = 10
+    max_connections_per_address: int = 20
+    # Per-address penalty for consecutive failed logins, as Dovecot's 2→4→8→15 s.
+    failure_delays: tuple[float, ...] = DOVECOT_FAILURE_DELAYS
+    # How long SIGINT/SIGTERM lets in-flight DATA finish before answering 421.
+    shutdown_grace: float = 10.0
+
+
+@dataclass(frozen=True)
+class Config:
+    hostname: str
+    domain: str
+    data_dir: Path
+    passwd_file: Path
+    tls_cert: Path
+    tls_key: Path
+    trusted_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    smtp: SmtpConfig
+    pop3: Pop3Config
+    listeners: tuple[ListenerConfig, ...]
+    limits: Limits = field(default_factory=Limits)
+    event_loop: str = "asyncio"  # "asyncio" | "uvloop"
+    workers: int = 1  # processes sharing the listeners through SO_REUSEPORT
+    source: str = "embedded default"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data_dir / "mail"
+
+    @property
+    def queue_dir(self) -> Path:
+        return self.data_dir / "queue"
+
+
+DEFAULT_LISTENERS: tuple[ListenerConfig, ...] = (
+    ListenerConfig("smtp", "mx", "127.0.0.1", 10025, "starttls"),
+    ListenerConfig("smtp", "submission", "127.0.0.1", 10587, "starttls"),
+    ListenerConfig("smtp", "submission", "127.0.0.1", 10465, "implicit"),
+    ListenerConfig("pop3", None, "127.0.0.1", 10110, "starttls"),
+    ListenerConfig("pop3", None, "127.0.0.1", 10995, "implicit"),
+)
+
+_TOP_KEYS = {
+    "hostname",
+    "domain",
+    "data_dir",
+    "passwd_file",
+    "tls_cert",
+    "tls_key",
+    "trusted_networks",
+    "smtp",
+    "pop3",
+    "limits",
+    "listener",
+    "event_loop",
+    "workers",
+}
+
+
+def load_config(path: str | None) -> Config:
+    """Read and validate ``path``; ``None`` gives the embedded default of SPEC.md §5."""
+    if path is None:
+        return _build({}, Path.cwd(), "embedded default")
+    file = Path(path)
+    try:
+        with file.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read config file: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    return _build(raw, file.resolve().parent, str(path))
+
+
+def _build(raw: Mapping[str, Any], base: Path, source: str) -> Config:
+    reader = _Reader(raw, "", source)
+    reader.reject_unknown(_TOP_KEYS)
+    data_dir = reader.path("data_dir", base, "seikyou-data")
+    trusted = tuple(
+        _network(text, source)
+        for text in reader.str_list("trusted_networks", ["127.0.0.0/8", "::1/128"])
+    )
+    listeners = _listeners(raw.get("listener"), source)
+    workers = reader.integer("workers", 1, minimum=1, maximum=64)
+    if workers > 1 and any(listener.port == 0 for listener in listeners):
+        raise ConfigError(f"{source}: workers > 1 needs fixed ports (a listener has port 0)")
+    return Config(
+        hostname=reader.text("hostname", socket.getfqdn() or "localhost"),
+        domain=reader.text("domain", "seikyou.ne.jp").lower(),
+        data_dir=data_dir,
+        passwd_file=reader.path("passwd_file", base, str(data_dir / "passwd")),
+        tls_cert=reader.path("tls_cert", base, str(data_dir / "tls" / "cert.pem")),
+        tls_key=reader.path("tls_key", base, str(data_dir / "tls" / "key.pem")),
+        trusted_networks=trusted,
+        smtp=_smtp(reader.table("smtp")),
+        pop3=_pop3(reader.table("pop3")),
+        listeners=listeners,
+        limits=_limits(reader.table("limits")),
+        event_loop=reader.choice("event_loop", ("asyncio", "uvloop"), "asyncio"),
+        workers=workers,
+        source=source,
+    )
+
+
+def _smtp(reader: _Reader) -> SmtpConfig:
+    default = SmtpConfig()
+    reader.reject_unknown(set(SmtpConfig.__dataclass_fields__))
+    relay_host = reader.text("relay_host", default.relay_host, allow_empty=True)
+    if relay_host:
+        _host_port(relay_host, reader.where("relay_host"))
+    return SmtpConfig(
+        auth_mechanisms=reader.mechanisms("auth_mechanisms"),
+        cleartext_auth=reader.choice("cleartext_auth", CLEARTEXT_SETTINGS, default.cleartext_auth),
+        sender_login_check=reader.boolean("sender_login_check", default.sender_login_check),
+        max_message_size=reader.integer("max_message_size", default.max_message_size, minimum=1),
+        relay_host=relay_host,
+        broken_auth_clients=reader.boolean("broken_auth_clients", default.broken_auth_clients),
+        relay_retry_delays=reader.delays("relay_retry_delays", default.relay_retry_delays),
+    )
+
+
+def _pop3(reader: _Reader) -> Pop3Config:
+    default = Pop3Config()
+    reader.reject_unknown(set(Pop3Config.__dataclass_fields__))
+    return Pop3Config(
+        auth_mechanisms=reader.mechanisms("auth_mechanisms"),
+        apop=reader.boolean("apop", default.apop),
+        cleartext_auth=reader.choice("cleartext_auth", CLEARTEXT_SETTINGS, default.cleartext_auth),
+    )
+
+
+def _limits(reader: _Reader) -> Limits:
+    default = Limits()
+    reader.reject_unknown(set(Limits.__dataclass_fields__))
+    return Limits(
+        idle_timeout=reader.seconds("idle_timeout", default.idle_timeout),
+        max_bad_commands=reader.integer("max_bad_commands", default.max_bad_commands, minimum=1),
+        max_connections_per_address=reader.integer(
+            "max_connections_per_address", default.max_connections_per_address, minimum=1
+        ),
+        failure_delays=reader.delays("failure_delays", default.failure_delays),
+        shutdown_grace=reader.seconds("shutdown_grace", default.shutdown_grace),
+    )
+
+
+def _listeners(raw: Any, source: str) -> tuple[ListenerConfig, ...]:
+    if raw is None:
+        return DEFAULT_LISTENERS
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{source}: 'listener' must be a non-empty array of tables [[listener]]")
+    listeners = []
+    for index, entry in enumerate(raw, start=1):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{source}: listener #{index} must be a table")
+        listeners.append(_listener(_Reader(entry, f"listener #{index}.", source)))
+    seen: set[tuple[str, int]] = set()
+    for listener in listeners:
+        key = (listener.address, listener.port)
+        if listener.port and key in seen:
+            raise ConfigError(f"{source}: two listeners on {listener.address}:{listener.port}")
+        seen.add(key)
+    return tuple(listeners)
+
+
+def _listener(reader: _Reader) -> ListenerConfig:
+    reader.reject_unknown({"protocol", "role", "address", "port", "tls"})
+    protocol = reader.choice("protocol", ("smtp", "pop3"), None)
+    role: str | None = None
+    if protocol == "smtp":
+        role = reader.choice("role", ("mx", "submission"), None)
+    elif "role" in reader.raw:
+        raise ConfigError(f"{reader.where('role')}: only smtp listeners have a role")
+    address = reader.text("address", "127.0.0.1")
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise ConfigError(f"{reader.where('address')}: {address!r} is not an IP address") from None
+    port = reader.integer("port", None, minimum=0, maximum=65535)
+    tls = reader.choice("tls", TLS_MODES, "starttls")
+    return ListenerConfig(protocol, role, address, port, tls)
+
+
+def _network(text: str, source: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ConfigError(f"{source}: trusted_networks: {text!r} is not a network") from None
+
+
+def _host_port(text: str, where: str) -> tuple[str, int]:
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f'{where}: {text!r} must be "host:port"')
+    return host.strip("[]"), int(port_text)
+
+
+def relay_address(config: SmtpConfig) -> tuple[str, int] | None:
+    """The smarthost as (host, port), or None when mail for other domains stays queued."""
+    if not config.relay_host:
+        return None
+    return _host_port(config.relay_host, "smtp.relay_host")
+
+
+class _Reader:
+    """Typed access to one TOML table, with errors naming the key and the file."""
+
+    def __init__(self, raw: Mapping[str, Any], prefix: str, source: str) -> None:
+        self.raw = raw
+        self.prefix = prefix
+        self.source = source
+
+    def where(self, key: str) -> str:
+        return f"{self.source}: {self.prefix}{key}"
+
+    def reject_unknown(self, known: set[str]) -> None:
+        for key in self.raw:
+            if key not in known:
+                raise ConfigError(f"{self.where(key)}: unknown key")
+
+    def table(self, key: str) -> _Reader:
+        value = self.raw.get(key, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"{self.where(key)}: must be a table [{key}]")
+        return _Reader(value, f"{self.prefix}{key}.", self.source)
+
+    def _get(self, key: str, default: T | None, kind: type | tuple[type, ...], noun: str) -> Any:
+        if key not in self.raw:
+            if default is None:
+                raise ConfigError(f"{self.where(key)}: missing")
+            return default
+        value = self.raw[key]
+        # bool is an int subclass; a port of `true` is a mistake, not 1.
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise ConfigError(f"{self.where(key)}: must be {noun}, not {value!r}")
+        return value
+
+    def text(self, key: str, default: str | None, *, allow_empty: bool = False) -> str:
+        value: str = self._get(key, default, str, "a string")
+        if not value and not allow_empty:
+            raise ConfigError(f"{self.where(key)}: must not be empty")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value: bool = self._get(key, default, bool, "true or false")
+        return value
+
+    def integer(
+        self, key: str, default: int | None, *, minimum: int, maximum: int | None = None
+    ) -> int:
+        value: int = self._get(key, default, int, "an integer")
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
+            raise ConfigError(f"{self.where(key)}: {value} is out of range ({bound})")
+        return value
+
+    def seconds(self, key: str, default: float) -> float:
+        value = self._get(key, default, (int, float), "a number of seconds")
+        if value <= 0:
+            raise ConfigError(f"{self.where(key)}: must be > 0 seconds")
+        return float(value)
+
+    def delays(self, key: str, default: tuple[float, ...]) -> tuple[float, ...]:
+        value = self._get(key, list(default), list, "a list of seconds")
+        if not value or not all(
+            isinstance(item, int | float) and not isinstance(item, bool) and item >= 0
+            for item in value
+        ):
+            raise ConfigError(f"{self.where(key)}: must be a non-empty list of seconds >= 0")
+        return tuple(float(item) for item in value)
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: str | None) -> str:
+        value: str = self._get(key, default, str, "a string")
+        if value not in allowed:
+            options = ", ".join(f'"{item}"' for item in allowed)
+            raise ConfigError(f"{self.where(key)}: {value!r} is not one of {options}")
+        return value
+
+    def str_list(self, key: str, default: list[str]) -> list[str]:
+        value = self._get(key, default, list, "a list of strings")
+        if not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{self.where(key)}: must be a list of strings")
+        return list(value)
+
+    def mechanisms(self, key: str) -> tuple[str, ...]:
+        names = [name.upper() for name in self.str_list(key, list(MECHANISM_NAMES))]
+        for name in names:
+            if name not in MECHANISM_NAMES:
+                raise ConfigError(
+                    f"{self.where(key)}: unknown mechanism {name!r} "
+                    f"(supported: {', '.join(MECHANISM_NAMES)})"
+                )
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{self.where(key)}: a mechanism is listed twice")
+        return tuple(names)
+
+    def path(self, key: str, base: Path, default: str) -> Path:
+        return base / Path(self.text(key, default))

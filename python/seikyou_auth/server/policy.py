@@ -1,0 +1,167 @@
+"""Connection and login policy shared by SMTP and POP3.
+
+Trusted networks, when a cleartext mechanism may be used, the per-address delay
+after failed logins, the per-address connection cap, the bad-command budget and
+the one log line per login attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import Iterable
+
+__all__ = [
+    "BadCommandBudget",
+    "ConnectionLimiter",
+    "FailureDelay",
+    "Policy",
+    "log_login_attempt",
+]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+login_log = logging.getLogger("seikyou_auth.login")
+
+
+def _address(addr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        parsed = ipaddress.ip_address(addr.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return parsed.ipv4_mapped
+    return parsed
+
+
+class Policy:
+    """Which clients are inside the ISP's own networks, and what that allows."""
+
+    def __init__(self, trusted_networks: Iterable[Network]) -> None:
+        self.trusted_networks = tuple(trusted_networks)
+        # Parsing an address costs more than the rest of a login; clients come back often.
+        self._trusted_cache: dict[str, bool] = {}
+
+    def is_trusted(self, addr: str) -> bool:
+        cached = self._trusted_cache.get(addr)
+        if cached is not None:
+            return cached
+        parsed = _address(addr)
+        trusted = parsed is not None and any(
+            parsed.version == network.version and parsed in network
+            for network in self.trusted_networks
+        )
+        if len(self._trusted_cache) >= 65536:
+            self._trusted_cache.clear()
+        self._trusted_cache[addr] = trusted
+        return trusted
+
+    def cleartext_allowed(self, setting: str, addr: str, tls_active: bool) -> bool:
+        """Whether a cleartext mechanism (PLAIN, LOGIN, USER/PASS) may run on this connection."""
+        if setting == "always":
+            return True
+        if setting == "never":
+            return tls_active
+        return tls_active or self.is_trusted(addr)
+
+
+class FailureDelay:
+    """Delays the answer to a failed login, growing per client address.
+
+    Consecutive failures from one address wait ``delays[0]``, ``delays[1]``, ...,
+    then ``delays[-1]`` for every further failure (Dovecot: 2, 4, 8, 15 s). A
+    success from the address, or ``forget_after`` seconds without a failure,
+    starts it over. Trusted networks are never delayed.
+    """
+
+    def __init__(
+        self, delays: Iterable[float], policy: Policy, forget_after: float = 3600.0
+    ) -> None:
+        self.delays = tuple(delays) or (0.0,)
+        self.policy = policy
+        self.forget_after = forget_after
+        self._failures: dict[str, tuple[int, float]] = {}
+
+    def next_delay(self, addr: str) -> float:
+        if self.policy.is_trusted(addr):
+            return 0.0
+        count, last = self._failures.get(addr, (0, 0.0))
+        if time.monotonic() - last > self.forget_after:
+            count = 0
+        return self.delays[min(count, len(self.delays) - 1)]
+
+    async def failed(self, addr: str) -> None:
+        """Record a failure and sleep for the penalty it earns."""
+        delay = self.next_delay(addr)
+        if not self.policy.is_trusted(addr):
+            count, last = self._failures.get(addr, (0, 0.0))
+            now = time.monotonic()
+            if now - last > self.forget_after:
+                count = 0
+            self._failures[addr] = (count + 1, now)
+            self._expire(now)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def reset(self, addr: str) -> None:
+        self._failures.pop(addr, None)
+
+    def _expire(self, now: float) -> None:
+        if len(self._failures) < 4096:
+            return
+        stale = [a for a, (_, last) in self._failures.items() if now - last > self.forget_after]
+        for addr in stale:
+            del self._failures[addr]
+
+
+class ConnectionLimiter:
+    """At most ``per_address`` simultaneous connections from one client address."""
+
+    def __init__(self, per_address: int) -> None:
+        self.per_address = per_address
+        self._open: dict[str, int] = {}
+
+    def acquire(self, addr: str) -> bool:
+        count = self._open.get(addr, 0)
+        if count >= self.per_address:
+            return False
+        self._open[addr] = count + 1
+        return True
+
+    def release(self, addr: str) -> None:
+        count = self._open.get(addr, 0) - 1
+        if count > 0:
+            self._open[addr] = count
+        else:
+            self._open.pop(addr, None)
+
+
+class BadCommandBudget:
+    """Counts unknown or malformed commands; a session ends once the budget is spent."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    def spend(self) -> bool:
+        """Record one bad command; True when the client has now used up its budget."""
+        self.count += 1
+        return self.count >= self.limit
+
+
+def log_login_attempt(
+    protocol: str, username: str | None, mechanism: str, addr: str, tls: bool, result: str
+) -> None:
+    """The one log line per login attempt. Never pass a secret: only names and outcomes."""
+    shown = "-" if username is None else repr(username)[1:-1][:255]
+    login_log.info(
+        "%s login user=%s mechanism=%s client=%s tls=%s result=%s",
+        protocol,
+        shown,
+        mechanism,
+        addr,
+        "yes" if tls else "no",
+        result,
+    )

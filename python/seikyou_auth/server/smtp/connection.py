@@ -1,0 +1,87 @@
+"""``handle_connection``: greeting, the command loop, idle timeout and the error budget."""
+
+from __future__ import annotations
+
+import asyncio
+
+from seikyou_auth.server.context import ListenerContext
+from seikyou_auth.server.smtp import replies
+from seikyou_auth.server.smtp.commands import COMMANDS
+from seikyou_auth.server.smtp.idle import IdleWatchdog
+from seikyou_auth.server.smtp.lines import Closed, LineTooLong
+from seikyou_auth.server.smtp.session import AUTH_COMMAND_MAX, COMMAND_LINE_MAX, Session
+
+__all__ = ["handle_connection"]
+
+# Replies that mean "the client got something wrong": they spend the bad-command budget.
+# Not 535 (failed logins have their own growing delay) and not 550/552 (an MX peer may
+# legitimately hit several unknown users or an oversized message).
+_BAD_CODES = (b"500", b"501", b"502", b"503", b"504", b"530", b"553", b"554", b"555")
+
+
+async def handle_connection(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ctx: ListenerContext
+) -> None:
+    session = Session(reader, writer, ctx)
+    session.reply(f"220 {ctx.hostname} ESMTP seikyou-auth\r\n".encode())
+    watchdog = IdleWatchdog(session.lines, ctx.config.limits.idle_timeout)
+    try:
+        await _command_loop(session)
+        await session.drain()
+    except Closed:
+        pass
+    except asyncio.CancelledError:
+        if watchdog.claim():
+            session.reply(replies.IDLE_TIMEOUT)
+            await session.drain()
+            return
+        if ctx.shutdown.stopping:
+            session.reply(replies.SHUTTING_DOWN)
+        session.flush()
+        raise
+    finally:
+        watchdog.stop()
+        writer.close()
+
+
+async def _command_loop(session: Session) -> None:
+    while not session.closing:
+        if session.ctx.shutdown.stopping:
+            session.close_after(replies.SHUTTING_DOWN)
+            break
+        try:
+            line = await session.lines.line(AUTH_COMMAND_MAX)
+        except LineTooLong:
+            _bad(session, replies.LINE_TOO_LONG)
+            continue
+        await _dispatch(session, line)
+
+
+async def _dispatch(session: Session, raw: bytes) -> None:
+    text = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+    verb_bytes, _, _ = text.partition(b" ")
+    if len(raw) > COMMAND_LINE_MAX and verb_bytes.upper() != b"AUTH":
+        _bad(session, replies.LINE_TOO_LONG)
+        return
+    if not text.isascii() or b"\0" in text or b"\r" in text:
+        _bad(session, replies.UNKNOWN_COMMAND)
+        return
+    verb, _, argument = text.decode("ascii").partition(" ")
+    command = COMMANDS.get(verb.upper())
+    if command is None:
+        _bad(session, replies.UNKNOWN_COMMAND)
+        return
+    session.last_reply = b""
+    await command(session, argument.strip())
+    if session.last_reply[:3] in _BAD_CODES:
+        _count_bad(session)
+
+
+def _bad(session: Session, reply: bytes) -> None:
+    session.reply(reply)
+    _count_bad(session)
+
+
+def _count_bad(session: Session) -> None:
+    if session.bad_commands.spend():
+        session.close_after(replies.TOO_MANY_ERRORS)

@@ -1,0 +1,183 @@
+"""MAIL, RCPT and DATA: per-role acceptance rules and durable delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import secrets
+
+from seikyou_auth.errors import StoreUnavailable
+from seikyou_auth.server.queue import Envelope
+from seikyou_auth.server.smtp import replies
+from seikyou_auth.server.smtp.address import AddressError, domain_of, parse_path
+from seikyou_auth.server.smtp.data import MessageTooBig, TextLineTooLong, read_message
+from seikyou_auth.server.smtp.session import MAX_RECIPIENTS, Recipient, Session, Transaction
+
+__all__ = ["data_command", "mail_command", "rcpt_command"]
+
+log = logging.getLogger("seikyou_auth.smtp")
+
+
+async def mail_command(session: Session, argument: str) -> None:
+    if session.helo is None:
+        session.reply(replies.SEND_HELO_FIRST)
+        return
+    if session.transaction is not None:
+        session.reply(replies.NESTED_MAIL)
+        return
+    if session.is_submission and session.account is None:
+        session.reply(replies.AUTH_REQUIRED)
+        return
+    try:
+        path = parse_path(argument, "FROM")
+    except AddressError:
+        session.reply(replies.BAD_SENDER)
+        return
+    eight_bit = False
+    for name, value in path.params.items():
+        if name == "SIZE" and value.isdigit():
+            if int(value) > session.ctx.config.smtp.max_message_size:
+                session.reply(replies.TOO_BIG)
+                return
+        elif name == "BODY" and value.upper() in ("7BIT", "8BITMIME"):
+            eight_bit = value.upper() == "8BITMIME"
+        elif name == "AUTH" and session.esmtp:
+            pass  # RFC 4954 5: the submitter's identity; we record the account instead
+        else:
+            session.reply(replies.UNKNOWN_PARAMETER)
+            return
+    if session.account is not None and session.ctx.config.smtp.sender_login_check:
+        owned = f"{session.account.name}@{session.ctx.config.domain}"
+        if path.address.lower() != owned:
+            session.reply(replies.SENDER_NOT_OWNED)
+            return
+    session.transaction = Transaction(path.address, eight_bit)
+    session.reply(replies.OK)
+
+
+async def rcpt_command(session: Session, argument: str) -> None:
+    transaction = session.transaction
+    if transaction is None:
+        session.reply(replies.NEED_MAIL)
+        return
+    try:
+        path = parse_path(argument, "TO")
+    except AddressError:
+        session.reply(replies.BAD_RECIPIENT)
+        return
+    if not path.address:
+        session.reply(replies.BAD_RECIPIENT)
+        return
+    if path.params:
+        session.reply(replies.UNKNOWN_PARAMETER)
+        return
+    if len(transaction.recipients) >= MAX_RECIPIENTS:
+        session.reply(replies.TOO_MANY_RECIPIENTS)
+        return
+    domain = session.ctx.config.domain
+    address = path.address if "@" in path.address else f"{path.address}@{domain}"
+    if domain_of(address) != domain:
+        if session.account is None:
+            session.reply(replies.RELAY_DENIED)
+            return
+        transaction.recipients.append(Recipient(address, None))
+        session.reply(replies.OK)
+        return
+    try:
+        account = await session.ctx.store.lookup(address)
+    except StoreUnavailable:
+        session.reply(replies.STORE_UNAVAILABLE)
+        return
+    if account is None:
+        session.reply(replies.UNKNOWN_USER)
+        return
+    transaction.recipients.append(Recipient(address, account.name))
+    session.reply(replies.OK)
+
+
+async def data_command(session: Session, argument: str) -> None:
+    transaction = session.transaction
+    if argument:
+        session.reply(replies.BAD_SYNTAX)
+        return
+    if transaction is None:
+        session.reply(replies.NEED_MAIL)
+        return
+    if not transaction.recipients:
+        session.reply(replies.NEED_RCPT)
+        return
+    session.reply(replies.START_DATA)
+    ctx = session.ctx
+    with ctx.shutdown.busy():
+        try:
+            body, eight_bit = await read_message(session.lines, ctx.config.smtp.max_message_size)
+        except MessageTooBig:
+            session.transaction = None
+            session.reply(replies.TOO_BIG)
+            return
+        except TextLineTooLong:
+            session.transaction = None
+            session.reply(replies.TEXT_LINE_TOO_LONG)
+            return
+        message_id = secrets.token_hex(8).upper()
+        message = received_header(session, transaction, message_id) + body
+        delivery = asyncio.ensure_future(
+            asyncio.to_thread(_store, session, transaction, message, eight_bit)
+        )
+        try:
+            await asyncio.shield(delivery)
+        except asyncio.CancelledError:
+            # Cut off by shutdown while writing: finish the copies, and say what happened.
+            await asyncio.wait([delivery])
+            failed = delivery.exception() is not None
+            session.reply(replies.LOCAL_ERROR if failed else replies.queued(message_id))
+            raise
+        except OSError as error:
+            log.error("delivery of %s failed: %s", message_id, error)
+            session.transaction = None
+            session.reply(replies.LOCAL_ERROR)
+            return
+    session.transaction = None
+    log.info(
+        "accepted %s from <%s> for %d recipient(s), %d octets, client=%s account=%s",
+        message_id,
+        transaction.sender,
+        len(transaction.recipients),
+        len(message),
+        session.peer,
+        session.account.name if session.account else "-",
+    )
+    if any(recipient.account is None for recipient in transaction.recipients):
+        ctx.queue.changed.set()
+    session.reply(replies.queued(message_id))
+
+
+def _store(session: Session, transaction: Transaction, message: bytes, eight_bit: bool) -> None:
+    """Every copy durably on disk; runs in a worker thread before the 250."""
+    ctx = session.ctx
+    for name in dict.fromkeys(r.account for r in transaction.recipients if r.account):
+        ctx.maildirs.deliver(name, message)
+    remote = tuple(r.address for r in transaction.recipients if r.account is None)
+    if remote:
+        envelope = Envelope(transaction.sender, remote, eight_bit or transaction.eight_bit_declared)
+        ctx.queue.enqueue(envelope, message)
+
+
+def received_header(session: Session, transaction: Transaction, message_id: str) -> bytes:
+    """RFC 5321 4.4 trace header; ``with`` per RFC 3848 names TLS (S) and AUTH (A)."""
+    protocol = "ESMTP" if session.esmtp else "SMTP"
+    if session.esmtp:
+        protocol += ("S" if session.tls_active else "") + ("A" if session.account else "")
+    helo = "".join(c if c.isprintable() and c not in "()\\" else "?" for c in session.helo or "")
+    literal = f"IPv6:{session.peer}" if ":" in session.peer else session.peer
+    lines = [f"Received: from {helo[:255]} ([{literal}])"]
+    if session.account is not None:
+        lines.append(f"\t(authenticated as {session.account.name})")
+    lines.append(f"\tby {session.ctx.hostname} (seikyou-auth) with {protocol} id {message_id}")
+    if len(transaction.recipients) == 1:
+        lines.append(f"\tfor <{transaction.recipients[0].address}>;")
+    else:
+        lines[-1] += ";"
+    lines.append(f"\t{email.utils.formatdate(localtime=True)}")
+    return ("\n".join(lines) + "\n").encode()

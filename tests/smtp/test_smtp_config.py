@@ -1,0 +1,201 @@
+"""The TOML configuration, its errors, the embedded default and the generated certificate."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+from serverkit import write_config
+
+from seikyou_auth.server.app import main, prepare_data_dir
+from seikyou_auth.server.config import DEFAULT_LISTENERS, ConfigError, load_config
+from seikyou_auth.server.tls import server_context
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "seikyou.toml"
+
+SPEC_EXAMPLE = """
+hostname = "ma1.seikyou.ne.jp"
+domain = "seikyou.ne.jp"
+data_dir = "seikyou-data"
+passwd_file = "seikyou-data/passwd"
+tls_cert = "seikyou-data/tls/cert.pem"
+tls_key = "seikyou-data/tls/key.pem"
+trusted_networks = ["127.0.0.0/8", "::1/128"]
+
+[smtp]
+auth_mechanisms = ["CRAM-MD5", "PLAIN", "LOGIN"]
+cleartext_auth = "tls-or-trusted"
+sender_login_check = true
+max_message_size = 26214400
+relay_host = ""
+
+[pop3]
+auth_mechanisms = ["CRAM-MD5", "PLAIN", "LOGIN"]
+apop = true
+cleartext_auth = "tls-or-trusted"
+
+[[listener]]
+protocol = "smtp"
+role = "submission"
+address = "127.0.0.1"
+port = 10587
+tls = "starttls"
+"""
+
+
+def test_spec_example_loads_with_paths_relative_to_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "seikyou.toml"
+    path.write_text(SPEC_EXAMPLE)
+    config = load_config(str(path))
+    assert config.hostname == "ma1.seikyou.ne.jp"
+    assert config.data_dir == tmp_path / "seikyou-data"
+    assert config.passwd_file == tmp_path / "seikyou-data" / "passwd"
+    assert config.mail_dir == tmp_path / "seikyou-data" / "mail"
+    assert config.queue_dir == tmp_path / "seikyou-data" / "queue"
+    assert config.trusted_networks == (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+    assert config.smtp.auth_mechanisms == ("CRAM-MD5", "PLAIN", "LOGIN")
+    assert config.smtp.max_message_size == 26214400
+    assert config.pop3.apop is True
+    (listener,) = config.listeners
+    assert (listener.protocol, listener.role, listener.port, listener.tls) == (
+        "smtp",
+        "submission",
+        10587,
+        "starttls",
+    )
+
+
+def test_embedded_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None)
+    assert config.data_dir == tmp_path / "seikyou-data"
+    assert config.passwd_file == tmp_path / "seikyou-data" / "passwd"
+    assert [(entry.role, entry.port, entry.tls) for entry in config.listeners] == [
+        ("mx", 10025, "starttls"),
+        ("submission", 10587, "starttls"),
+        ("submission", 10465, "implicit"),
+        (None, 10110, "starttls"),
+        (None, 10995, "implicit"),
+    ]
+    assert config.listeners == DEFAULT_LISTENERS
+    assert all(entry.address == "127.0.0.1" for entry in config.listeners)
+    assert config.limits.failure_delays == (2.0, 4.0, 8.0, 15.0)
+    prepare_data_dir(config)
+    assert config.passwd_file.read_text() == ""
+    assert stat.S_IMODE(config.passwd_file.stat().st_mode) == 0o600
+
+
+def test_example_preset_is_the_isp_sheet() -> None:
+    config = load_config(str(EXAMPLE))
+    ports = {(entry.protocol, entry.port): entry for entry in config.listeners}
+    assert set(ports) == {("smtp", 25), ("smtp", 587), ("smtp", 465), ("pop3", 110), ("pop3", 995)}
+    assert ports[("smtp", 25)].role == "mx"
+    assert ports[("smtp", 587)].role == "submission" and ports[("smtp", 587)].tls == "starttls"
+    assert ports[("smtp", 465)].tls == "implicit" and ports[("pop3", 995)].tls == "implicit"
+    assert config.smtp.cleartext_auth == "always"  # the sheet: no TLS required on 587
+    assert config.pop3.apop and config.pop3.cleartext_auth == "tls-or-trusted"
+    assert config.domain == "seikyou.ne.jp"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("colour = 1", "colour: unknown key"),
+        ("[smtp]\nmax_size = 1", "smtp.max_size: unknown key"),
+        ("[pop3]\napop = 'yes'", "pop3.apop: must be true or false"),
+        ("[smtp]\ncleartext_auth = 'sometimes'", "smtp.cleartext_auth: 'sometimes' is not one of"),
+        ("[smtp]\nauth_mechanisms = ['DIGEST-MD5']", "unknown mechanism 'DIGEST-MD5'"),
+        ("[smtp]\nmax_message_size = 0", "smtp.max_message_size: 0 is out of range"),
+        ("[smtp]\nrelay_host = 'relay.example'", 'must be "host:port"'),
+        ("trusted_networks = ['10.0.0.0/33']", "'10.0.0.0/33' is not a network"),
+        ("[limits]\nfailure_delays = []", "limits.failure_delays: must be a non-empty list"),
+        ("[limits]\nidle_timeout = -1", "limits.idle_timeout: must be > 0 seconds"),
+        ("[[listener]]\nprotocol = 'smtp'\nrole = 'mx'\nport = 70000", "port: 70000 is out of"),
+        ("[[listener]]\nprotocol = 'smtp'\nrole = 'mx'\nport = 'smtp'", "port: must be an integer"),
+        ("[[listener]]\nprotocol = 'smtp'\nrole = 'mx'\nport = true", "port: must be an integer"),
+        ("[[listener]]\nprotocol = 'smtp'\nrole = 'mx'\nport = -1", "port: -1 is out of range"),
+        ("[[listener]]\nprotocol = 'smtp'\nport = 25", "listener #1.role: missing"),
+        ("[[listener]]\nprotocol = 'imap'\nport = 143", "'imap' is not one of"),
+        ("[[listener]]\nprotocol = 'pop3'\nrole = 'mx'\nport = 110", "only smtp listeners"),
+        ("[[listener]]\nprotocol = 'pop3'\nport = 110\ntls = 'yes'", "tls: 'yes' is not one of"),
+        ("[[listener]]\nprotocol = 'pop3'\nport = 1\naddress = 'localhost'", "not an IP address"),
+        ("[[listener]]\nprotocol = 'pop3'\nport = 1\nextra = 2", "listener #1.extra: unknown"),
+        ("smtp = 3", "smtp: must be a table"),
+        ("workers = 0", "workers: 0 is out of range"),
+        ("event_loop = 'trio'", "event_loop: 'trio' is not one of"),
+        (
+            "workers = 2\n[[listener]]\nprotocol = 'pop3'\nport = 0",
+            "workers > 1 needs fixed ports",
+        ),
+        ("hostname = = 1", "invalid TOML"),
+    ],
+)
+def test_config_errors_are_one_clear_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path))
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_duplicate_listener_and_missing_file(tmp_path: Path) -> None:
+    listener = {"protocol": "pop3", "address": "127.0.0.1", "port": 1110}
+    path = write_config(tmp_path / "dup.toml", {"listener": [listener, listener]})
+    with pytest.raises(ConfigError, match=r"two listeners on 127\.0\.0\.1:1110"):
+        load_config(str(path))
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(str(tmp_path / "absent.toml"))
+
+
+def test_self_signed_certificate_is_generated_once(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "c.toml", {"hostname": "mx.example"})
+    config = load_config(str(path))
+    context = server_context(config)
+    assert context.minimum_version.name == "TLSv1_2"
+    assert stat.S_IMODE(config.tls_key.stat().st_mode) == 0o600
+    first = config.tls_cert.read_bytes()
+    server_context(config)
+    assert config.tls_cert.read_bytes() == first
+
+
+def test_unreadable_or_half_configured_certificate(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    path = write_config(tmp_path / "c.toml", {"tls_cert": str(cert), "tls_key": str(key)})
+    cert.write_text("not a certificate\n")
+    with pytest.raises(ConfigError, match=r"key\.pem is missing"):
+        server_context(load_config(str(path)))
+    key.write_text("not a key\n")
+    with pytest.raises(ConfigError, match="cannot load TLS certificate"):
+        server_context(load_config(str(path)))
+
+
+def test_main_prints_one_line_and_returns_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[smtp]\nbogus = true\n")
+    assert main(str(path)) == 2
+    err = capsys.readouterr().err
+    assert err == f"seikyou-auth: {path}: smtp.bogus: unknown key\n"
+
+
+def test_main_reports_a_busy_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        listener = {"protocol": "smtp", "role": "mx", "address": "127.0.0.1", "port": port}
+        path = write_config(
+            tmp_path / "busy.toml", {"data_dir": str(tmp_path / "d"), "listener": [listener]}
+        )
+        assert main(str(path)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"seikyou-auth: cannot listen on 127.0.0.1:{port}: Address already in use"]
