@@ -18,6 +18,7 @@ import seikyou_auth
 from seikyou_auth._pure._schemes import (
     PLAINTEXT_SCHEMES,
     SLOW_SCHEMES,
+    SchemeName,
     decode_stored,
     parse_scheme,
     split_stored,
@@ -44,10 +45,18 @@ def scheme_of(stored: str) -> str:
     report it; verifying such a value raises ``UnsupportedScheme``.
     """
     scheme_text, _ = split_stored(stored)
+    scheme = _parsed_scheme(scheme_text)
+    return scheme_text.upper() if scheme is None else scheme.name
+
+
+# Every login parses its account's scheme name more than once; a store holds a handful of
+# distinct names, and none of them is a secret.
+@functools.lru_cache(maxsize=256)
+def _parsed_scheme(scheme_text: str) -> SchemeName | None:
     try:
-        return parse_scheme(scheme_text).name
+        return parse_scheme(scheme_text)
     except UnsupportedScheme:
-        return scheme_text.upper()
+        return None
 
 
 def mechanism_allowed(mechanism: str, stored: str) -> bool:
@@ -65,11 +74,8 @@ def mechanism_allowed(mechanism: str, stored: str) -> bool:
 
 def _decoded(stored: str, wanted: frozenset[str]) -> bytes | None:
     scheme_text, data = split_stored(stored)
-    try:
-        scheme = parse_scheme(scheme_text)
-    except UnsupportedScheme:
-        return None
-    if scheme.name not in wanted:
+    scheme = _parsed_scheme(scheme_text)
+    if scheme is None or scheme.name not in wanted:
         return None
     return decode_stored(scheme, data)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pop3_wire import RawPop3
 from pop3kit import (
     APOP_PASSWORD,
     APOP_USER,
@@ -22,7 +24,6 @@ from pop3kit import (
     Pop3Server,
     pop3_server,
 )
-from rawclient import RawPop3
 
 
 def b64(data: bytes) -> bytes:
@@ -139,6 +140,13 @@ def test_garbage_and_overlong_lines_then_bad_command_limit(server: Pop3Server) -
         for _ in range(limit - 4):
             assert client.command(b"X" * 100_000) == b"-ERR Line too long"
         assert client.command(b"X" * 100_000) == b"-ERR Too many bad commands, closing connection"
+        assert client.closed_by_server()
+
+
+def test_a_megabyte_without_a_line_end_ends_the_session(server: Pop3Server) -> None:
+    with RawPop3(server.port()) as client:
+        with contextlib.suppress(ConnectionError):  # the server may hang up while we send
+            client.send(b"X" * ((1 << 20) + (1 << 17)))
         assert client.closed_by_server()
 
 

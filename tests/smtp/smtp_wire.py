@@ -1,15 +1,11 @@
-"""A deliberately dumb SMTP client over a raw socket, for reply-code tests.
-
-smtplib hides the wire (it retries EHLO, normalises line ends, refuses to send
-garbage); these tests need to send exactly the bytes they mean.
-"""
+"""SMTP on the raw line client, for reply-code tests, and the test accounts."""
 
 from __future__ import annotations
 
 import base64
-import socket
 import ssl
-from types import TracebackType
+
+from rawclient import RawClient
 
 import seikyou_auth
 
@@ -38,7 +34,7 @@ def b64(text: str | bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
-class Wire:
+class Wire(RawClient):
     def __init__(
         self,
         port: int,
@@ -47,41 +43,9 @@ class Wire:
         timeout: float = 10,
         source: str | None = None,
     ) -> None:
-        # By default the client binds to the server's loopback address, so that is the peer.
-        sock = socket.create_connection(
-            (address, port), timeout=timeout, source_address=(source or address, 0)
-        )
-        if implicit_tls:
-            sock = client_tls_context().wrap_socket(sock)
-        self.sock: socket.socket = sock
-        self.buffer = b""
+        context = client_tls_context() if implicit_tls else None
+        super().__init__(port, address, context, timeout, source)
         self.greeting = self.reply()
-
-    def __enter__(self) -> Wire:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def send(self, data: bytes | str) -> None:
-        self.sock.sendall(data.encode() if isinstance(data, str) else data)
-
-    def line(self) -> bytes:
-        while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError(f"closed; pending {self.buffer!r}")
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\r\n")
-        return line
 
     def reply(self) -> tuple[int, list[str]]:
         """One complete (possibly multi-line) reply: (code, text lines)."""
@@ -118,16 +82,3 @@ class Wire:
             user, password.encode(), base64.b64decode(challenge)
         )
         return self.command(base64.b64encode(response))
-
-    def closed_by_server(self) -> bool:
-        """True when the server has closed its side (EOF after any pending bytes)."""
-        try:
-            while True:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return True
-                self.buffer += chunk
-        except (ConnectionResetError, ssl.SSLError):
-            return True
-        except TimeoutError:
-            return False

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from seikyou_auth.accounts import AccountStore, PasswdFileStore
 from seikyou_auth.sasl import Authenticator
+from seikyou_auth.server import serverlog
 from seikyou_auth.server.config import (
     Config,
     ConfigError,
@@ -299,11 +300,7 @@ def _run_workers(config: Config) -> int:
 def main(config_path: str | None) -> int:
     """``seikyou-auth serve``: 0 after a clean stop, 2 on a configuration error."""
     if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO,
-            stream=sys.stderr,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        serverlog.configure(sys.stderr)
     try:
         config = load_config(config_path)
         if config.workers > 1 and hasattr(socket, "SO_REUSEPORT"):

@@ -5,16 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from seikyou_auth.server.lines import AUTH_COMMAND_MAX
 from seikyou_auth.server.pop3 import login, replies, transaction
-from seikyou_auth.server.pop3.lines import COMMAND_LINE_MAX, RESPONSE_LINE_MAX
-from seikyou_auth.server.pop3.session import Session, State
+from seikyou_auth.server.pop3.session import COMMAND_LINE_MAX, Session, State
 
-__all__ = ["AUTH_LINE_MAX", "COMMANDS", "Command", "dispatch"]
+__all__ = ["COMMANDS", "Command", "dispatch"]
 
 Handler = Callable[[Session, bytes], Awaitable[None]]
-
-# RFC 5034 lets an AUTH initial response be as long as any other SASL response.
-AUTH_LINE_MAX = len(b"AUTH CRAM-MD5 ") + RESPONSE_LINE_MAX
 
 _AUTHORIZATION = frozenset({State.AUTHORIZATION})
 _TRANSACTION = frozenset({State.TRANSACTION})
@@ -34,7 +31,8 @@ COMMANDS: dict[bytes, Command] = {
     b"USER": Command(login.user, _AUTHORIZATION),
     b"PASS": Command(login.pass_, _AUTHORIZATION),
     b"APOP": Command(login.apop, _AUTHORIZATION),
-    b"AUTH": Command(login.auth, _AUTHORIZATION, AUTH_LINE_MAX),
+    # RFC 5034 lets an AUTH initial response be as long as any other SASL response.
+    b"AUTH": Command(login.auth, _AUTHORIZATION, AUTH_COMMAND_MAX),
     b"STLS": Command(login.stls, _AUTHORIZATION),
     b"STAT": Command(transaction.stat, _TRANSACTION),
     b"LIST": Command(transaction.list_, _TRANSACTION),

@@ -7,9 +7,9 @@ import logging
 import ssl
 
 from seikyou_auth.server.context import ListenerContext
+from seikyou_auth.server.lines import AUTH_COMMAND_MAX, LineTooLong
 from seikyou_auth.server.pop3 import replies
-from seikyou_auth.server.pop3.commands import AUTH_LINE_MAX, dispatch
-from seikyou_auth.server.pop3.lines import LineTooLong
+from seikyou_auth.server.pop3.commands import dispatch
 from seikyou_auth.server.pop3.session import Session
 
 __all__ = ["handle_connection"]
@@ -26,7 +26,7 @@ async def handle_connection(
         await session.send(session.greeting())
         while not session.done:
             try:
-                line = await session.read_line(AUTH_LINE_MAX)
+                line = await session.read_line(AUTH_COMMAND_MAX)
             except LineTooLong:
                 await session.bad_command(replies.err("Line too long"))
                 continue

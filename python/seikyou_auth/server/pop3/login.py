@@ -9,10 +9,10 @@ import seikyou_auth
 from seikyou_auth.accounts import Account
 from seikyou_auth.errors import StoreUnavailable
 from seikyou_auth.sasl import Challenge, Failure, FailureReason, SaslServer, Success
+from seikyou_auth.server.lines import SASL_RESPONSE_MAX, LineTooLong
 from seikyou_auth.server.mailbox import Mailbox, MailboxLocked
 from seikyou_auth.server.policy import log_login_attempt
 from seikyou_auth.server.pop3 import replies
-from seikyou_auth.server.pop3.lines import RESPONSE_LINE_MAX, LineTooLong
 from seikyou_auth.server.pop3.session import Session, State
 
 __all__ = ["apop", "auth", "capa", "pass_", "stls", "user"]
@@ -47,7 +47,7 @@ async def stls(session: Session, argument: bytes) -> None:
         return
     # Bytes pipelined behind STLS were sent in cleartext; running them inside TLS would let
     # an attacker inject commands (CVE-2011-0411), so such a client is disconnected instead.
-    if session.has_buffered_input():
+    if session.lines.discard_buffered():
         await session.send(replies.err("Pipelined data after STLS, closing connection"))
         session.done = True
         return
@@ -121,7 +121,7 @@ async def auth(session: Session, argument: bytes) -> None:
     while isinstance(outcome, Challenge):
         await session.send(b"+ " + seikyou_auth.encode_challenge(outcome.data) + b"\r\n")
         try:
-            line = await session.read_line(RESPONSE_LINE_MAX)
+            line = await session.read_line(SASL_RESPONSE_MAX)
         except LineTooLong:
             outcome = Failure(FailureReason.MALFORMED, sasl.username)
             break

@@ -8,12 +8,17 @@ import enum
 import seikyou_auth
 from seikyou_auth.sasl import CLEARTEXT_MECHANISMS
 from seikyou_auth.server.context import ListenerContext
+from seikyou_auth.server.lines import Closed, LineReader
 from seikyou_auth.server.mailbox import Mailbox
 from seikyou_auth.server.policy import BadCommandBudget
 from seikyou_auth.server.pop3 import replies
-from seikyou_auth.server.pop3.lines import read_line
 
-__all__ = ["Session", "State"]
+__all__ = ["COMMAND_LINE_MAX", "Session", "State"]
+
+# RFC 2449: a command line is at most 255 octets including CRLF.
+COMMAND_LINE_MAX = 255
+# A client that streams this much without a line end is not a POP3 client.
+_DISCARD_MAX = 1 << 20
 
 
 class State(enum.Enum):
@@ -27,7 +32,7 @@ class Session:
     def __init__(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ctx: ListenerContext
     ) -> None:
-        self.reader = reader
+        self.lines = LineReader(reader, discard_max=_DISCARD_MAX)
         self.writer = writer
         self.ctx = ctx
         peer = writer.get_extra_info("peername")
@@ -63,12 +68,6 @@ class Session:
             if cleartext_ok or mechanism not in CLEARTEXT_MECHANISMS
         ]
 
-    def has_buffered_input(self) -> bool:
-        """Whether the client has sent bytes not yet read as commands."""
-        # StreamReader has no public view of its buffer; what it holds was already received.
-        buffered: bytes = getattr(self.reader, "_buffer", b"")
-        return bool(buffered)
-
     async def send(self, data: bytes) -> None:
         self.writer.write(data)
         await self.writer.drain()
@@ -82,8 +81,17 @@ class Session:
             await self.send(reply)
 
     async def read_line(self, limit: int) -> bytes | None:
-        async with asyncio.timeout(self.ctx.config.limits.idle_timeout):
-            return await read_line(self.reader, limit)
+        """One line without its CRLF (or bare LF); ``None`` once the client has closed.
+
+        Raises ``LineTooLong`` for a longer line (after discarding it), and
+        ``ConnectionError`` when a client sends a megabyte without any line end.
+        """
+        try:
+            async with asyncio.timeout(self.ctx.config.limits.idle_timeout):
+                line = await self.lines.line(limit)
+        except Closed:
+            return None
+        return line[:-2] if line.endswith(b"\r\n") else line[:-1]
 
     def greeting(self) -> bytes:
         hostname = self.ctx.config.hostname

@@ -14,10 +14,10 @@ from seikyou_auth.sasl import (
     SaslServer,
     Success,
 )
+from seikyou_auth.server.lines import SASL_RESPONSE_MAX, LineTooLong
 from seikyou_auth.server.policy import log_login_attempt
 from seikyou_auth.server.smtp import replies
-from seikyou_auth.server.smtp.lines import LineTooLong
-from seikyou_auth.server.smtp.session import AUTH_LINE_MAX, Session
+from seikyou_auth.server.smtp.session import Session
 
 __all__ = ["auth_command"]
 
@@ -68,7 +68,7 @@ async def _exchange(session: Session, mechanism: str, initial: bytes | None) -> 
     while isinstance(outcome, Challenge):
         session.reply(b"334 " + seikyou_auth.encode_challenge(outcome.data) + b"\r\n")
         try:
-            line = await session.lines.line(AUTH_LINE_MAX)
+            line = await session.lines.line(SASL_RESPONSE_MAX)
         except LineTooLong:
             log_login_attempt(
                 "smtp", sasl.username, mechanism, session.peer, session.tls_active, "too-long"

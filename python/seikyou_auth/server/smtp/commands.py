@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -29,23 +30,44 @@ async def ehlo(session: Session, argument: str) -> None:
     session.helo = argument.strip()
     session.esmtp = True
     session.transaction = None
-    config = session.ctx.config
+    smtp = session.ctx.config.smtp
+    starttls = session.ctx.listener.tls == "starttls" and not session.tls_active
+    mechanisms = session.offered_mechanisms() if session.account is None else []
+    session.reply(
+        _ehlo_reply(
+            session.ctx.config.hostname,
+            smtp.max_message_size,
+            starttls,
+            tuple(mechanisms),
+            smtp.broken_auth_clients,
+        )
+    )
+
+
+# Every session asks, and the answer depends on only a few settings and states.
+@functools.lru_cache(maxsize=64)
+def _ehlo_reply(
+    hostname: str,
+    max_message_size: int,
+    starttls: bool,
+    mechanisms: tuple[str, ...],
+    broken_auth_clients: bool,
+) -> bytes:
     keywords = [
-        config.hostname,
+        hostname,
         "PIPELINING",
-        f"SIZE {config.smtp.max_message_size}",
+        f"SIZE {max_message_size}",
         "8BITMIME",
         "ENHANCEDSTATUSCODES",
     ]
-    if session.ctx.listener.tls == "starttls" and not session.tls_active:
+    if starttls:
         keywords.append("STARTTLS")
-    mechanisms = session.offered_mechanisms() if session.account is None else []
     if mechanisms:
         keywords.append("AUTH " + " ".join(mechanisms))
-        if config.smtp.broken_auth_clients:
+        if broken_auth_clients:
             # Outlook Express and its kin only recognise the pre-RFC "AUTH=" form.
             keywords.append("AUTH=" + " ".join(mechanisms))
-    session.reply(replies.multiline(250, keywords))
+    return replies.multiline(250, keywords)
 
 
 async def helo(session: Session, argument: str) -> None:

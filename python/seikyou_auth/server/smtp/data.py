@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from seikyou_auth.server.smtp.lines import LineReader, LineTooLong
+from seikyou_auth.server.lines import LineReader, LineTooLong
 from seikyou_auth.server.smtp.session import TEXT_LINE_MAX
 
 __all__ = ["MessageTooBig", "TextLineTooLong", "read_message"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from seikyou_auth.server.smtp.lines import LineReader
+from seikyou_auth.server.lines import LineReader
 
 __all__ = ["IdleWatchdog"]
 

@@ -8,12 +8,10 @@ from dataclasses import dataclass, field
 from seikyou_auth.accounts import Account
 from seikyou_auth.sasl import CLEARTEXT_MECHANISMS
 from seikyou_auth.server.context import ListenerContext
+from seikyou_auth.server.lines import LineReader
 from seikyou_auth.server.policy import BadCommandBudget
-from seikyou_auth.server.smtp.lines import LineReader
 
 __all__ = [
-    "AUTH_COMMAND_MAX",
-    "AUTH_LINE_MAX",
     "COMMAND_LINE_MAX",
     "MAX_RECIPIENTS",
     "TEXT_LINE_MAX",
@@ -24,9 +22,6 @@ __all__ = [
 
 COMMAND_LINE_MAX = 512  # RFC 5321 4.5.3.1.4, including CRLF
 TEXT_LINE_MAX = 1000  # RFC 5321 4.5.3.1.6, including CRLF
-AUTH_LINE_MAX = 12288 + 2  # RFC 4954 4: a response line of 12288 octets plus CRLF
-# An AUTH command carries its initial response on the command line itself.
-AUTH_COMMAND_MAX = len(b"AUTH CRAM-MD5 ") + AUTH_LINE_MAX
 MAX_RECIPIENTS = 100
 
 

@@ -1,9 +1,10 @@
-"""Line reading with per-line limits over an asyncio stream.
+"""Line reading with per-line limits over an asyncio stream, for SMTP and POP3.
 
-The buffer is ours (filled with ``StreamReader.read``) so that the session can
-see whether the client pipelined more input: replies are batched until the
-input runs dry (RFC 2920), and plaintext sent after STARTTLS is discarded
-rather than read as if it had arrived encrypted.
+The buffer is ours (filled with ``StreamReader.read``) so that a session can
+see what the client pipelined: SMTP batches replies until the input runs dry
+(RFC 2920), and both protocols refuse to treat plaintext sent after
+STARTTLS/STLS as if it had arrived encrypted, without touching the stream's
+private attributes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-__all__ = ["Closed", "LineReader", "LineTooLong"]
+__all__ = ["AUTH_COMMAND_MAX", "SASL_RESPONSE_MAX", "Closed", "LineReader", "LineTooLong"]
+
+# RFC 4954 §4 and RFC 5034 §4: a SASL response line of 12288 octets plus CRLF.
+SASL_RESPONSE_MAX = 12288 + 2
+# An AUTH command carries its initial response on the command line itself.
+AUTH_COMMAND_MAX = len(b"AUTH CRAM-MD5 ") + SASL_RESPONSE_MAX
 
 READ_SIZE = 65536
 
@@ -25,24 +31,37 @@ class LineTooLong(Exception):
 
 
 class LineReader:
-    def __init__(self, reader: asyncio.StreamReader, before_wait: Callable[[], None]) -> None:
+    """Lines of at most the limit each call names (the protocol's command, text or
+    SASL response limit), terminator included.
+
+    ``before_wait`` runs whenever the reader is about to block on the client (SMTP
+    sends its batched replies there). ``discard_max`` bounds how much of one overlong
+    line is read and thrown away before the client is given up on (ConnectionError).
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        before_wait: Callable[[], None] | None = None,
+        discard_max: int | None = None,
+    ) -> None:
         self._reader = reader
         self._buffer = bytearray()
         self._before_wait = before_wait
+        self._discard_max = discard_max
         self._loop = asyncio.get_running_loop()
         self.waiting = False  # blocked on the client right now
         self.last_input = self._loop.time()
 
-    def has_line(self) -> bool:
-        return b"\n" in self._buffer
-
     def discard_buffered(self) -> int:
+        """Forget what the client sent beyond the lines read so far; how many octets."""
         count = len(self._buffer)
         self._buffer.clear()
         return count
 
     async def _fill(self) -> None:
-        self._before_wait()
+        if self._before_wait is not None:
+            self._before_wait()
         self.waiting = True
         try:
             chunk = await self._reader.read(READ_SIZE)
@@ -71,10 +90,14 @@ class LineReader:
             await self._fill()
 
     async def _skip_rest_of_line(self) -> None:
+        discarded = 0
         while True:
             end = self._buffer.find(b"\n")
             if end >= 0:
                 del self._buffer[: end + 1]
                 return
+            discarded += len(self._buffer)
+            if self._discard_max is not None and discarded > self._discard_max:
+                raise ConnectionError("line without end")
             self._buffer.clear()
             await self._fill()
