@@ -19,7 +19,10 @@ SASL_RESPONSE_MAX = 12288 + 2
 # An AUTH command carries its initial response on the command line itself.
 AUTH_COMMAND_MAX = len(b"AUTH CRAM-MD5 ") + SASL_RESPONSE_MAX
 
-READ_SIZE = 65536
+# More than a stream ever buffers (its flow control pauses at twice its 64 KiB limit, and a
+# transport delivers at most 256 KiB at once), so each read takes everything the client has
+# sent so far into our buffer, where the STARTTLS/STLS guard can see it.
+READ_SIZE = 1 << 20
 
 
 class Closed(Exception):
@@ -53,11 +56,27 @@ class LineReader:
         self.waiting = False  # blocked on the client right now
         self.last_input = self._loop.time()
 
-    def discard_buffered(self) -> int:
-        """Forget what the client sent beyond the lines read so far; how many octets."""
-        count = len(self._buffer)
+    async def take_pipelined(self, transport: asyncio.Transport) -> int:
+        """Stop reading the socket ahead of a TLS upgrade; drop and count what was pipelined.
+
+        Input that arrived in cleartext must never be read as if it came inside TLS
+        (CVE-2011-0411). Pausing the transport keeps new bytes out of the stream until
+        ``start_tls`` takes the socket over; the probe collects what reached the stream
+        since our last read (it completes at once only when bytes are waiting).
+        """
+        transport.pause_reading()
+        pending = len(self._buffer)
         self._buffer.clear()
-        return count
+        probe = asyncio.ensure_future(self._reader.read(READ_SIZE))
+        await asyncio.sleep(0)
+        # Draining the stream may have resumed a transport its flow control had paused.
+        transport.pause_reading()
+        if probe.done():
+            pending += len(probe.result())
+        else:
+            probe.cancel()
+            await asyncio.wait({probe})
+        return pending
 
     async def _fill(self) -> None:
         if self._before_wait is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import cast
 
 import seikyou_auth
 from seikyou_auth.accounts import Account
@@ -47,7 +48,7 @@ async def stls(session: Session, argument: bytes) -> None:
         return
     # Bytes pipelined behind STLS were sent in cleartext; running them inside TLS would let
     # an attacker inject commands (CVE-2011-0411), so such a client is disconnected instead.
-    if session.lines.discard_buffered():
+    if await session.lines.take_pipelined(cast(asyncio.Transport, session.writer.transport)):
         await session.send(replies.err("Pipelined data after STLS, closing connection"))
         session.done = True
         return

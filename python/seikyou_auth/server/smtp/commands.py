@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from seikyou_auth.server.smtp import replies
 from seikyou_auth.server.smtp.auth import auth_command
@@ -92,7 +94,7 @@ async def starttls(session: Session, argument: str) -> None:
         return
     # Anything pipelined after STARTTLS arrived in cleartext: it must not count as
     # encrypted input (CVE-2011-0411 class of bugs).
-    dropped = session.lines.discard_buffered()
+    dropped = await session.lines.take_pipelined(cast(asyncio.Transport, session.writer.transport))
     if dropped:
         log.warning("client %s pipelined %d octets after STARTTLS; dropped", session.peer, dropped)
     session.reply(replies.READY_FOR_TLS)
