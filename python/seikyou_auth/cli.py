@@ -63,6 +63,13 @@ def _read_new_password() -> bytes:
     raise CliError("too many attempts")
 
 
+def _read_password_to_verify() -> bytes:
+    """``pw -t`` without ``-p``: asked once, as doveadm does; from a pipe, one line."""
+    if not sys.stdin.isatty():
+        return _password_from_stdin()
+    return getpass.getpass("Enter password to verify: ").encode("utf-8", "surrogateescape")
+
+
 def _password_from_stdin() -> bytes:
     line = sys.stdin.buffer.readline().rstrip(b"\r\n")
     if not line:
@@ -84,7 +91,7 @@ def _cmd_pw(args: argparse.Namespace) -> int:
         stored: str = args.test
         if not stored.startswith("{") or "}" not in stored:
             raise CliError("Fatal: Missing {scheme} prefix from hash", EXIT_DOVEADM_FATAL)
-        plaintext = password if password is not None else _read_new_password()
+        plaintext = password if password is not None else _read_password_to_verify()
         try:
             verified = seikyou_auth.verify_password(stored, plaintext)
         except seikyou_auth.UnsupportedScheme as error:

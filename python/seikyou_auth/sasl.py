@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import os
 from dataclasses import dataclass
 
 import seikyou_auth
 from seikyou_auth import schemes
 from seikyou_auth.accounts import Account, AccountStore
-from seikyou_auth.errors import SaslCancelled, SaslError, StoreUnavailable
+from seikyou_auth.errors import SaslCancelled, SaslError, StoreUnavailable, UnsupportedScheme
 
 __all__ = [
     "CLEARTEXT_MECHANISMS",
@@ -32,6 +33,8 @@ MECHANISMS: tuple[str, ...] = ("CRAM-MD5", "PLAIN", "LOGIN")
 CLEARTEXT_MECHANISMS: frozenset[str] = frozenset({"PLAIN", "LOGIN"})
 
 _DEFAULT_DECOY_SCHEME = "SHA512-CRYPT"
+
+log = logging.getLogger(__name__)
 
 
 class FailureReason(enum.Enum):
@@ -66,45 +69,58 @@ Outcome = Challenge | Success | Failure
 class Authenticator:
     """Credential checks against an account store.
 
-    An unknown user costs the same work as a wrong password: the check runs
-    against a decoy of the scheme real accounts use, so neither the answer nor
-    its timing tells the two apart.
+    A failed password check always costs what the costliest stored scheme seen so
+    far costs: an unknown user is checked against that stored value (a decoy), and a
+    wrong password for an account with a cheaper scheme is followed by the same decoy
+    check. So neither the answer nor its timing tells an unknown user from a wrong
+    password, whatever mix of schemes the store holds and whichever account was
+    looked up last.
     """
 
     def __init__(self, store: AccountStore) -> None:
         self.store = store
-        self._decoy_scheme = _DEFAULT_DECOY_SCHEME
-        self._decoys: dict[str, str] = {}
+        self._decoy: str | None = None
+        self._decoy_cost = schemes.cost_rank(f"{{{_DEFAULT_DECOY_SCHEME}}}")
         self._decoy_secret = os.urandom(16).hex().encode()
         self._decoy_cram_state = os.urandom(32)
 
     async def _lookup(self, username: str) -> Account | None:
         account = await self.store.lookup(username)
-        if account is not None:
-            scheme = schemes.scheme_of(account.password).split(".", 1)[0]
-            if scheme in seikyou_auth.SCHEMES:
-                self._decoy_scheme = scheme
+        if account is not None and schemes.cost_rank(account.password) > self._decoy_cost:
+            # Checking a wrong password against a real hash costs exactly what that
+            # account's own failures cost, parameters (rounds, memory) included.
+            self._decoy = account.password
+            self._decoy_cost = schemes.cost_rank(account.password)
         return account
 
-    async def _decoy(self) -> str:
-        scheme = self._decoy_scheme
-        decoy = self._decoys.get(scheme)
-        if decoy is None:
-            decoy = await asyncio.to_thread(
-                seikyou_auth.hash_password, os.urandom(16).hex().encode(), scheme
+    async def _check_decoy(self, password: bytes) -> None:
+        if self._decoy is None:
+            self._decoy = await asyncio.to_thread(
+                seikyou_auth.hash_password, os.urandom(16).hex().encode(), _DEFAULT_DECOY_SCHEME
             )
-            self._decoys[scheme] = decoy
-        return decoy
+        await schemes.verify_password_async(self._decoy, password)
 
     async def check_password(self, username: str, password: bytes) -> Account | None:
         """USER/PASS, PLAIN and LOGIN: any stored scheme can verify a cleartext password."""
         account = await self._lookup(username)
         if account is None:
-            await schemes.verify_password_async(await self._decoy(), password)
+            await self._check_decoy(password)
             return None
-        if await schemes.verify_password_async(account.password, password):
+        if await self._verify(account, password):
             return account
+        if schemes.cost_rank(account.password) < self._decoy_cost:
+            await self._check_decoy(password)
         return None
+
+    @staticmethod
+    async def _verify(account: Account, password: bytes) -> bool:
+        try:
+            return await schemes.verify_password_async(account.password, password)
+        except UnsupportedScheme:
+            # A hand-edited store can hold a crypt(3) format this package does not implement:
+            # that account cannot log in, and the operator needs to know why.
+            log.warning("account %s: its stored password scheme cannot be verified", account.name)
+            return False
 
     async def check_cram_md5(self, username: str, challenge: bytes, digest: str) -> Account | None:
         """CRAM-MD5: needs a stored PLAIN/CLEAR or CRAM-MD5 value, as in Dovecot."""
@@ -132,10 +148,6 @@ class Authenticator:
         """Whether ``identity`` (e.g. a PLAIN authzid) names ``account`` itself."""
         named = await self.store.lookup(identity)
         return named is not None and named.name == account.name
-
-    def can_use(self, mechanism: str, account: Account) -> bool:
-        """Whether ``mechanism`` can ever succeed for ``account``'s stored scheme."""
-        return schemes.mechanism_allowed(mechanism, account.password)
 
 
 class _Stage(enum.Enum):

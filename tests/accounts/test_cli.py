@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 import seikyou_auth
-from tests.accounts.oracle import doveadm_pw, doveadm_verifies, load_fixture, run_cli
+from tests.accounts.oracle import (
+    doveadm_pw,
+    doveadm_verifies,
+    load_fixture,
+    require_doveadm,
+    run_cli,
+)
 
 DOMAIN = "seikyou.ne.jp"
 
@@ -71,6 +77,22 @@ def test_pw_test_prints_what_doveadm_prints(entry: dict[str, str]) -> None:
     theirs = doveadm_pw("-t", entry["stored"], "-p", entry["password"])
     assert (ours.returncode, ours.stdout.decode()) == (theirs.returncode, theirs.stdout)
     assert ours.stdout.decode() == entry["stored"] + " (verified)\n"
+
+
+@pytest.mark.parametrize(("typed", "verified"), [(b"secret\n", True), (b"wrong\n", False)])
+def test_pw_test_reads_the_password_once_from_a_pipe_like_doveadm(
+    typed: bytes, verified: bool
+) -> None:
+    ours = run_cli("pw", "-t", "{PLAIN}secret", input=typed)
+    theirs = subprocess.run(
+        [require_doveadm(), "pw", "-t", "{PLAIN}secret"],
+        input=typed.decode(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (ours.returncode == 0) is verified
+    assert (ours.returncode, ours.stdout.decode()) == (theirs.returncode, theirs.stdout)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import ModuleType
@@ -206,25 +207,8 @@ def test_apop_needs_a_plaintext_scheme(authenticator: Authenticator) -> None:
     assert run(check("ghost", b"kagi pass")) is None
 
 
-def test_can_use_follows_dovecot_rules(authenticator: Authenticator) -> None:
-    async def load(name: str) -> Account:
-        account = await authenticator.store.lookup(name)
-        assert account is not None
-        return account
-
-    plain, cram, crypt = (run(load(n)) for n in ("ma10001a", "ma10002b", "ma10003c"))
-    assert [authenticator.can_use("APOP", a) for a in (plain, cram, crypt)] == [True, False, False]
-    assert [authenticator.can_use("CRAM-MD5", a) for a in (plain, cram, crypt)] == [
-        True,
-        True,
-        False,
-    ]
-    assert all(authenticator.can_use("PLAIN", a) for a in (plain, cram, crypt))
-
-
-def test_unknown_user_is_checked_against_a_decoy_of_the_real_scheme(
-    authenticator: Authenticator, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _spy_on_verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The schemes of every stored value a password is checked against, in order."""
     verified: list[str] = []
     real_verify = schemes.verify_password_async
 
@@ -233,9 +217,65 @@ def test_unknown_user_is_checked_against_a_decoy_of_the_real_scheme(
         return await real_verify(stored, password)
 
     monkeypatch.setattr(schemes, "verify_password_async", spy)
-    run(authenticator.check_password("ma10003c", b"wrong"))
-    assert run(authenticator.check_password("nobody", b"hidden")) is None
-    assert verified == ["SHA256-CRYPT", "SHA256-CRYPT"]
+    return verified
+
+
+def test_every_failure_costs_the_costliest_scheme_whatever_was_looked_up_last(
+    authenticator: Authenticator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verified = _spy_on_verifications(monkeypatch)
+    run(authenticator.check_password("ma10001a", b"wrong"))  # {PLAIN}: cheap on its own
+    run(authenticator.check_password("nobody", b"kagi pass"))
+    run(authenticator.check_password("ma10003c", b"wrong"))  # {SHA256-CRYPT}
+    run(authenticator.check_password("nobody", b"hidden"))
+    assert verified == [
+        "PLAIN",
+        "SHA512-CRYPT",
+        "SHA512-CRYPT",
+        "SHA256-CRYPT",
+        "SHA512-CRYPT",
+        "SHA512-CRYPT",
+    ]
+    verified.clear()
+    assert run(authenticator.check_password("ma10001a", b"kagi pass")) is not None
+    assert verified == ["PLAIN"]  # a success costs only its own check
+
+
+def test_a_costlier_account_becomes_the_decoy(
+    tmp_path: Path, active_backend: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argon = active_backend.hash_password(b"slow secret", "ARGON2ID")
+    passwd = tmp_path / "passwd"
+    passwd.write_text(f"ma10001a:{{PLAIN}}kagi:::\nma10009z:{argon}:::\n")
+    authenticator = Authenticator(PasswdFileStore(passwd, domain=DOMAIN))
+    verified = _spy_on_verifications(monkeypatch)
+    run(authenticator.check_password("ma10009z", b"wrong"))
+    run(authenticator.check_password("ghost", b"wrong"))
+    run(authenticator.check_password("ma10001a", b"wrong"))
+    assert verified == ["ARGON2ID", "ARGON2ID", "PLAIN", "ARGON2ID"]
+
+
+class _FixedStore:
+    """A store other than the passwd-file (which already skips such lines), e.g. an SQL one."""
+
+    def __init__(self, account: Account) -> None:
+        self.account = account
+
+    async def lookup(self, username: str) -> Account | None:
+        return self.account if username == self.account.name else None
+
+
+def test_an_unverifiable_stored_scheme_fails_like_a_wrong_password(
+    active_backend: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    # MD5-crypt: Dovecot's libxcrypt knows it, this package does not implement it.
+    md5_crypt = Account("ma10001a", "$1$saltsalt$2vnaRpHa6Jxjz5n83ok8Z0")
+    authenticator = Authenticator(_FixedStore(md5_crypt))
+    with caplog.at_level(logging.WARNING, logger="seikyou_auth.sasl"):
+        _, outcome = exchange(authenticator, "PLAIN", b64(b"\0ma10001a\0sekrit"))
+    assert outcome == Failure(FailureReason.CREDENTIALS, "ma10001a")
+    assert "ma10001a" in caplog.text
+    assert "sekrit" not in caplog.text
 
 
 class _BrokenStore:
