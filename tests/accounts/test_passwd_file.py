@@ -136,6 +136,39 @@ def test_malformed_lines_are_skipped_with_their_line_numbers(
     assert good2 is not None and good2.password == "{PLAIN}pw-two"
 
 
+@pytest.mark.parametrize(
+    "name", ["a/b", "../evil", ".hidden", "a..b", "-dash", "caf\u00e9", "a\\b", "a@b/c", "a@"]
+)
+def test_names_unusable_as_maildir_names_are_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    path = tmp_path / "passwd"
+    path.write_text(f"{name}:{{PLAIN}}secret::::::\ngood:{{PLAIN}}pw::::::\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="seikyou_auth.accounts"):
+        store = PasswdFileStore(path, DOMAIN)
+        assert [account.name for account in store.accounts()] == ["good"]
+    (warning,) = [record.getMessage() for record in caplog.records]
+    assert f"{path}:1: line skipped: user name must be" in warning
+
+
+@pytest.mark.parametrize(
+    ("name", "canonical"),
+    [
+        ("ma10001a", "ma10001a"),
+        ("user.name", "user.name"),
+        ("user+tag", "user+tag"),
+        ("under_score", "under_score"),
+        ("User-Name", "user-name"),
+        ("name@otherdomain.example", "name@otherdomain.example"),
+        ("name@seikyou.ne.jp", "name"),
+    ],
+)
+def test_dovecot_style_names_stay_valid(tmp_path: Path, name: str, canonical: str) -> None:
+    path = tmp_path / "passwd"
+    path.write_text(f"{name}:{{PLAIN}}secret::::::\n")
+    assert [account.name for account in PasswdFileStore(path, DOMAIN).accounts()] == [canonical]
+
+
 def _replace_atomically(path: Path, text: str) -> None:
     temporary = path.with_suffix(".new")
     temporary.write_text(text)

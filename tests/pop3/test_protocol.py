@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
 import hmac
 import logging
+import os
 import shutil
 import socket
 import time
@@ -24,6 +26,8 @@ from pop3kit import (
     Pop3Server,
     pop3_server,
 )
+
+from seikyou_auth.accounts import Account
 
 
 def b64(data: bytes) -> bytes:
@@ -253,3 +257,37 @@ def test_one_log_line_per_login_attempt_and_no_secret(
     assert all(f"user={APOP_USER}" in line for line in logins)
     for text in (secret, APOP_PASSWORD, b64(secret.encode()).decode()):
         assert text not in caplog.text
+
+
+def test_shutdown_says_sys_temp_to_connected_clients(tmp_path: Path) -> None:
+    with pop3_server(tmp_path) as server:
+        server.deliver(APOP_USER, b"Subject: kept\n\nbody\n")
+        running = server.running
+        with RawPop3(server.port()) as idle, RawPop3(server.port()) as user:
+            user.command(b"USER " + APOP_USER.encode())
+            assert user.command(b"PASS " + APOP_PASSWORD.encode()).startswith(b"+OK")
+            assert user.command(b"DELE 1").startswith(b"+OK")
+            stopping = asyncio.run_coroutine_threadsafe(running.app.stop(), running.loop)
+            for client in (idle, user):
+                assert client.line() == b"-ERR [SYS/TEMP] Server shutting down, try again later"
+                assert client.closed_by_server()
+            stopping.result(10)
+        # No QUIT, so no UPDATE state: the message marked deleted is still there.
+        assert len(os.listdir(server.maildir(APOP_USER) / "cur")) == 1
+
+
+@pytest.mark.parametrize("name", ["a/b", "../evil", ".hidden"])
+def test_account_without_a_usable_maildir_name_gets_a_clean_err(
+    server: Pop3Server, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    async def lookup(username: str) -> Account | None:
+        return Account(name, "{PLAIN}pw") if username == name else None
+
+    monkeypatch.setattr(server.running.app.store, "lookup", lookup)
+    with RawPop3(server.port()) as client:
+        client.command(b"USER " + name.encode())
+        assert client.command(b"PASS pw") == b"-ERR [SYS/TEMP] Mailbox cannot be opened"
+        assert client.command(b"NOOP").startswith(b"-ERR")  # not logged in, still served
+        assert client.command(b"QUIT").startswith(b"+OK")
+    assert not (server.config.mail_dir.parent / "evil").exists()
+    assert not (server.config.mail_dir / "a").exists()

@@ -6,7 +6,9 @@ import asyncio
 import socket
 from typing import cast
 
-from seikyou_auth.server.lines import LineReader
+import pytest
+
+from seikyou_auth.server.lines import LineReader, LineTooLong
 
 
 async def _upgrade_guard(client_sends_later: bytes) -> tuple[bytes, int, bool, bytes]:
@@ -59,3 +61,32 @@ def test_bytes_that_reached_the_stream_after_the_last_read_are_taken() -> None:
 def test_nothing_pipelined_counts_zero() -> None:
     line, taken, still_reading, after = asyncio.run(_upgrade_guard(b""))
     assert (line, taken, still_reading, after) == (b"STARTTLS\r\n", 0, False, b"NOOP\r\n")
+
+
+async def _read(chunks: list[bytes], limit: int, count: int) -> list[bool | bytes]:
+    """``count`` lines from ``chunks``, one chunk per read; an overlong line as its ``crlf``."""
+    stream = asyncio.StreamReader()
+    lines = LineReader(stream, before_wait=lambda: stream.feed_data(chunks.pop(0)))
+    results: list[bool | bytes] = []
+    for _ in range(count):
+        try:
+            results.append(await lines.line(limit))
+        except LineTooLong as error:
+            results.append(error.crlf)
+    return results
+
+
+@pytest.mark.parametrize(
+    ("chunks", "expected"),
+    [
+        ([b"x" * 20 + b"\r\n.\r\n"], [True, b".\r\n"]),  # overlong, found in one read
+        ([b"x" * 20 + b"\n.\r\n"], [False, b".\r\n"]),
+        ([b"x" * 20, b"x\r\n.\r\n"], [True, b".\r\n"]),  # discarded across reads
+        ([b"x" * 20, b"\n.\r\n"], [False, b".\r\n"]),
+        ([b"x" * 20 + b"\r", b"\n.\r\n"], [True, b".\r\n"]),  # CR and LF in different reads
+    ],
+)
+def test_overlong_line_reports_whether_it_ended_in_crlf(
+    chunks: list[bytes], expected: list[bool | bytes]
+) -> None:
+    assert asyncio.run(_read(list(chunks), 10, len(expected))) == expected

@@ -134,6 +134,11 @@ def test_example_preset_is_the_isp_sheet() -> None:
             "workers > 1 needs fixed ports",
         ),
         ("hostname = = 1", "invalid TOML"),
+        ("hostname = 'mail.test.'", "hostname: 'mail.test.' is not a host name"),
+        ("hostname = 'mail test'", "hostname: 'mail test' is not a host name"),
+        ("hostname = 'm\u00e4il.test'", "is not a host name"),
+        ("hostname = '..'", "is not a host name"),
+        (f"hostname = '{'a.' * 126}ab'", "is not a host name"),  # 254 characters
     ],
 )
 def test_config_errors_are_one_clear_line(tmp_path: Path, text: str, message: str) -> None:
@@ -144,6 +149,23 @@ def test_config_errors_are_one_clear_line(tmp_path: Path, text: str, message: st
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
     assert str(path) in str(caught.value)
+
+
+def test_longest_hostname_is_accepted(tmp_path: Path) -> None:
+    name = "a." * 125 + "abc"  # 253 characters
+    path = write_config(tmp_path / "c.toml", {"hostname": name})
+    assert load_config(str(path)).hostname == name
+
+
+@pytest.mark.parametrize(
+    ("fqdn", "hostname"),
+    [("mx1.seikyou.ne.jp", "mx1.seikyou.ne.jp"), ("box.local.", "localhost"), ("", "localhost")],
+)
+def test_default_hostname_is_the_fqdn_if_usable(
+    monkeypatch: pytest.MonkeyPatch, fqdn: str, hostname: str
+) -> None:
+    monkeypatch.setattr(socket, "getfqdn", lambda: fqdn)
+    assert load_config(None).hostname == hostname
 
 
 def test_duplicate_listener_and_missing_file(tmp_path: Path) -> None:

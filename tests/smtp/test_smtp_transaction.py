@@ -12,6 +12,8 @@ import pytest
 from serverkit import SMTP_MX, SMTP_SUBMISSION, RunningServer, running_server
 from smtp_wire import ACCOUNT, ACCOUNTS, ADDRESS, OTHER_ACCOUNT, Wire, client_tls_context
 
+from seikyou_auth.accounts import Account
+
 
 def _files(server: RunningServer, account: str, sub: str) -> list[str]:
     directory = server.maildir(account) / sub
@@ -388,3 +390,132 @@ def test_shutdown_cuts_off_a_stalled_data_after_the_grace_period(
     assert server.config.limits.shutdown_grace <= waited < 10
     assert server.messages(ACCOUNT) == []
     assert _files(server, ACCOUNT, "tmp") == []
+
+
+def _start_data(wire: Wire, *recipients: str) -> None:
+    wire.ehlo()
+    wire.command("MAIL FROM:<a@example.org>")
+    for recipient in recipients or (ADDRESS,):
+        assert wire.command(f"RCPT TO:<{recipient}>")[0] == 250
+    assert wire.command("DATA")[0] == 354
+
+
+def test_lf_dot_lf_does_not_end_data_so_nothing_is_smuggled(
+    server: RunningServer, mx_port: int
+) -> None:
+    with Wire(mx_port) as wire:
+        _start_data(wire)
+        wire.send(
+            b"Subject: one\r\n\r\nbody\n.\n"
+            b"MAIL FROM:<boss@seikyou.ne.jp>\r\n"
+            b"RCPT TO:<ma10001a@seikyou.ne.jp>\r\n"
+            b"DATA\r\n"
+            b"Subject: smuggled\r\n\r\nhi\r\n.\r\n"
+        )
+        assert wire.reply() == (550, ["5.5.2 Message contains bare LF"])
+        assert wire.command("NOOP") == (250, "2.0.0 Ok")  # no second reply was waiting
+        assert wire.command("RCPT TO:<ma10001a@seikyou.ne.jp>")[0] == 503  # no transaction
+    assert server.messages(ACCOUNT) == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"a\n.\r\nMAIL FROM:<x@example.org>\r\n.\r\n",  # the dot follows a bare LF
+        b"a\r\n.\nb\r\n.\r\n",  # the dot line itself ends in a bare LF
+        b"a\r\nb\nc\r\n.\r\n",
+    ],
+)
+def test_a_bare_lf_anywhere_refuses_the_message(
+    server: RunningServer, mx_port: int, data: bytes
+) -> None:
+    with Wire(mx_port) as wire:
+        _start_data(wire)
+        wire.send(data)
+        assert wire.reply() == (550, ["5.5.2 Message contains bare LF"])
+        assert wire.command("NOOP") == (250, "2.0.0 Ok")
+    assert server.messages(ACCOUNT) == []
+
+
+def test_overlong_line_ending_in_bare_lf_does_not_end_data_at_the_next_dot(
+    server: RunningServer, mx_port: int
+) -> None:
+    with Wire(mx_port) as wire:
+        _start_data(wire)
+        wire.send(b"x" * 2000 + b"\n.\r\nQUIT\r\n.\r\n")
+        assert wire.reply()[0] == 500
+        assert wire.command("NOOP") == (250, "2.0.0 Ok")
+    assert server.messages(ACCOUNT) == []
+
+
+def test_crlf_split_across_writes_is_still_crlf(server: RunningServer, mx_port: int) -> None:
+    with Wire(mx_port) as wire:
+        _start_data(wire)
+        wire.send(b"Subject: split\r")
+        time.sleep(0.1)
+        wire.send(b"\n\r\nbody\r")
+        time.sleep(0.1)
+        wire.send(b"\n.\r")
+        time.sleep(0.1)
+        wire.send(b"\n")
+        assert wire.reply()[0] == 250
+    (message,) = server.messages(ACCOUNT)
+    assert message.endswith(b"Subject: split\n\nbody\n")
+
+
+def test_commands_ending_in_bare_lf_are_still_accepted(server: RunningServer, mx_port: int) -> None:
+    with Wire(mx_port) as wire:
+        wire.send(b"EHLO client.example\nMAIL FROM:<a@example.org>\n")
+        assert wire.reply()[0] == 250
+        assert wire.reply()[0] == 250
+        wire.send(f"RCPT TO:<{ADDRESS}>\nDATA\n".encode())
+        assert wire.reply()[0] == 250
+        assert wire.reply()[0] == 354
+        assert wire.command(b"x\r\n.")[0] == 250
+    assert len(server.messages(ACCOUNT)) == 1
+
+
+def test_account_without_a_usable_maildir_name_is_refused_at_rcpt(
+    server: RunningServer, mx_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def lookup(username: str) -> Account | None:
+        return Account("a/b", "{PLAIN}x") if username.startswith("a/b@") else None
+
+    monkeypatch.setattr(server.app.store, "lookup", lookup)
+    with Wire(mx_port) as wire:
+        wire.ehlo()
+        wire.command("MAIL FROM:<a@example.org>")
+        assert wire.command("RCPT TO:<a/b@seikyou.ne.jp>") == (
+            550,
+            "5.1.1 Recipient address rejected: user unknown",
+        )
+    assert not (server.config.mail_dir / "a").exists()
+
+
+def test_failed_copy_for_one_recipient_leaves_no_copy_for_the_others(
+    server: RunningServer, mx_port: int
+) -> None:
+    blocked = server.maildir(OTHER_ACCOUNT)
+    blocked.parent.mkdir(parents=True, exist_ok=True)
+    blocked.write_text("not a directory")
+    with Wire(mx_port) as wire:
+        _start_data(wire, ADDRESS, f"{OTHER_ACCOUNT}@seikyou.ne.jp")
+        assert wire.command(b"x\r\n.")[0] == 451
+    assert server.messages(ACCOUNT) == []
+    assert _files(server, ACCOUNT, "tmp") == []
+
+
+def test_unusable_maildir_name_at_data_is_451_not_a_crash(
+    server: RunningServer, mx_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(account: str) -> Path:
+        raise ValueError("not a usable maildir name")
+
+    with Wire(mx_port) as wire:
+        _start_data(wire, ADDRESS, f"{OTHER_ACCOUNT}@seikyou.ne.jp")
+        monkeypatch.setattr(server.app.maildirs, "path", refuse)
+        assert wire.command(b"x\r\n.")[0] == 451
+        assert wire.command("NOOP") == (250, "2.0.0 Ok")
+    monkeypatch.undo()
+    assert server.messages(ACCOUNT) == []
+    assert server.messages(OTHER_ACCOUNT) == []

@@ -14,12 +14,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from seikyou_auth.accounts.passwd_file import canonical_name
+from seikyou_auth.accounts.passwd_file import canonical_name, usable_name
 
 __all__ = [
     "InvalidName",
@@ -34,8 +33,6 @@ __all__ = [
 
 FILE_MODE = 0o600
 _DIRECTORY_MODE = 0o700
-# Names become maildir directories and protocol logins: keep them to a safe, unambiguous set.
-_NAME = re.compile(r"[a-z0-9][a-z0-9._+-]*(@[a-z0-9][a-z0-9.-]*)?")
 
 
 class PasswdEditError(Exception):
@@ -57,7 +54,7 @@ class UnknownUser(PasswdEditError):
 def validate_new_name(name: str, domain: str | None) -> str:
     """The canonical form of a name for a new account, or ``PasswdEditError``."""
     canonical = canonical_name(name, domain)
-    if not _NAME.fullmatch(canonical) or ".." in canonical:
+    if not usable_name(canonical):
         raise InvalidName(
             f"invalid user name {name!r}: use lower-case letters, digits and . _ + - "
             "(optionally @domain)"

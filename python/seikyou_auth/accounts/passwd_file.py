@@ -5,8 +5,10 @@ every ``:``, everything after the seventh field is the space-separated ``key=val
 list (so values may contain ``:``), and an empty eighth field followed by more text is the old
 format's mail location (``userdb_mail=``). Differences, chosen for a multi-protocol server:
 names are compared lower case and ``name@domain`` means ``name`` for the store's own domain; a
-line Dovecot would log and skip, or could never authenticate (no password field, a name with
-whitespace, an unknown scheme, a duplicate) is skipped with a warning naming its line number.
+line Dovecot would log and skip, or could never authenticate (no password field, an unknown
+scheme, a duplicate), or whose name could not be a maildir directory (lower-cased, anything
+but letters, digits and ``. _ + -``, optionally ``@domain``; a leading ``.``, ``-`` or ``_``;
+``..``) is skipped with a warning naming its line number.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -23,11 +26,19 @@ from seikyou_auth._pure._schemes import parse_scheme, split_stored
 from seikyou_auth.accounts.model import Account
 from seikyou_auth.errors import StoreUnavailable, UnsupportedScheme
 
-__all__ = ["MalformedLine", "PasswdFileStore", "canonical_name", "parse_line", "parse_lines"]
+__all__ = [
+    "MalformedLine",
+    "PasswdFileStore",
+    "canonical_name",
+    "parse_line",
+    "parse_lines",
+    "usable_name",
+]
 
 logger = logging.getLogger(__name__)
 
 _FIXED_FIELDS = 7  # user, password, uid, gid, gecos, home, shell
+_NAME = re.compile(r"[a-z0-9][a-z0-9._+-]*(@[a-z0-9][a-z0-9.-]*)?")
 
 
 class MalformedLine(ValueError):
@@ -42,6 +53,12 @@ def canonical_name(username: str, domain: str | None) -> str:
         if at and name_domain == domain.lower():
             return local
     return name
+
+
+def usable_name(canonical: str) -> bool:
+    """Whether a canonical name can be a login and a maildir directory name (no ``/``, no
+    leading ``.``, nothing a shell or a protocol line would misread)."""
+    return _NAME.fullmatch(canonical) is not None and ".." not in canonical
 
 
 def is_data_line(line: str) -> bool:
@@ -70,8 +87,8 @@ def parse_line(line: str, domain: str | None) -> Account:
     name = canonical_name(fields[0], domain)
     if not name:
         raise MalformedLine("empty user name")
-    if any(char.isspace() or not char.isprintable() for char in name):
-        raise MalformedLine("user name contains whitespace or control characters")
+    if not usable_name(name):
+        raise MalformedLine("user name must be letters, digits and . _ + - (optionally @domain)")
     password = fields[1]
     try:
         parse_scheme(split_stored(password)[0])

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import seikyou_auth
+
 __all__ = [
     "DEFAULT_LISTENERS",
     "Config",
@@ -163,7 +165,7 @@ def _build(raw: Mapping[str, Any], base: Path, source: str) -> Config:
     if workers > 1 and any(listener.port == 0 for listener in listeners):
         raise ConfigError(f"{source}: workers > 1 needs fixed ports (a listener has port 0)")
     return Config(
-        hostname=reader.text("hostname", socket.getfqdn() or "localhost"),
+        hostname=_hostname(reader),
         domain=reader.text("domain", "seikyou.ne.jp").lower(),
         data_dir=data_dir,
         passwd_file=reader.path("passwd_file", base, str(data_dir / "passwd")),
@@ -178,6 +180,29 @@ def _build(raw: Mapping[str, Any], base: Path, source: str) -> Config:
         workers=workers,
         source=source,
     )
+
+
+def _usable_hostname(name: str) -> bool:
+    # The name goes into every CRAM-MD5 and APOP msg-id; asking the core keeps its rule the
+    # only one, so no hostname passes here and then fails a greeting or an AUTH.
+    try:
+        seikyou_auth.cram_md5_challenge(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _hostname(reader: _Reader) -> str:
+    if "hostname" not in reader.raw:
+        fqdn = socket.getfqdn()
+        return fqdn if _usable_hostname(fqdn) else "localhost"
+    name = reader.text("hostname", None)
+    if not _usable_hostname(name):
+        raise ConfigError(
+            f"{reader.where('hostname')}: {name!r} is not a host name (dot-separated labels"
+            " of ASCII letters, digits, '-' and '_', at most 253 characters)"
+        )
+    return name
 
 
 def _smtp(reader: _Reader) -> SmtpConfig:

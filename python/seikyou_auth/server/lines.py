@@ -30,7 +30,14 @@ class Closed(Exception):
 
 
 class LineTooLong(Exception):
-    """A line exceeded its limit; it has been read and thrown away up to its end."""
+    """A line exceeded its limit; it has been read and thrown away up to its end.
+
+    ``crlf`` tells whether that end was CRLF: SMTP DATA needs it to find the real end of data.
+    """
+
+    def __init__(self, crlf: bool) -> None:
+        super().__init__()
+        self.crlf = crlf
 
 
 class LineReader:
@@ -100,23 +107,26 @@ class LineReader:
                 line = bytes(self._buffer[: end + 1])
                 del self._buffer[: end + 1]
                 if len(line) > limit:
-                    raise LineTooLong
+                    raise LineTooLong(line.endswith(b"\r\n"))
                 return line
             scanned = len(self._buffer)
             if scanned > limit:
-                await self._skip_rest_of_line()
-                raise LineTooLong
+                raise LineTooLong(await self._skip_rest_of_line())
             await self._fill()
 
-    async def _skip_rest_of_line(self) -> None:
+    async def _skip_rest_of_line(self) -> bool:
+        """Throw the rest of the line away; whether it ended in CRLF."""
         discarded = 0
+        last = b""
         while True:
             end = self._buffer.find(b"\n")
             if end >= 0:
+                before = bytes(self._buffer[end - 1 : end]) if end else last
                 del self._buffer[: end + 1]
-                return
+                return before == b"\r"
             discarded += len(self._buffer)
             if self._discard_max is not None and discarded > self._discard_max:
                 raise ConnectionError("line without end")
+            last = bytes(self._buffer[-1:])
             self._buffer.clear()
             await self._fill()

@@ -22,6 +22,7 @@ async def handle_connection(
 ) -> None:
     """Serve one POP3 client until QUIT, idle timeout, too many bad commands or disconnect."""
     session = Session(reader, writer, ctx)
+    close = True
     try:
         await session.send(session.greeting())
         while not session.done:
@@ -37,6 +38,10 @@ async def handle_connection(
             if line is None:
                 break
             await dispatch(session, line)
+    except asyncio.CancelledError:
+        # Cancelled by shutdown: app.py still has to send its -ERR line, then it closes.
+        close = False
+        raise
     except (ConnectionError, ssl.SSLError, TimeoutError):
         pass
     except Exception:
@@ -46,7 +51,8 @@ async def handle_connection(
     finally:
         # Only QUIT's UPDATE state deletes; every other end leaves the mailbox as it was.
         session.release_mailbox()
-        await _close(writer)
+        if close:
+            await _close(writer)
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:

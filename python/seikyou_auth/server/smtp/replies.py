@@ -36,6 +36,7 @@ NOT_IMPLEMENTED = b"502 5.5.1 Command not implemented\r\n"
 
 UNKNOWN_COMMAND = b"500 5.5.2 Command not recognized\r\n"
 LINE_TOO_LONG = b"500 5.5.2 Line too long\r\n"
+BARE_LF = b"550 5.5.2 Message contains bare LF\r\n"
 TEXT_LINE_TOO_LONG = b"500 5.5.2 Message has a line longer than 1000 octets; not accepted\r\n"
 BAD_SYNTAX = b"501 5.5.4 Syntax error in parameters or arguments\r\n"
 BAD_HELO = b"501 5.5.4 Syntax: EHLO hostname\r\n"

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import logging
 import secrets
+from pathlib import Path
 
 from seikyou_auth.errors import StoreUnavailable
 from seikyou_auth.server.queue import Envelope
 from seikyou_auth.server.smtp import replies
 from seikyou_auth.server.smtp.address import AddressError, domain_of, parse_path
-from seikyou_auth.server.smtp.data import MessageTooBig, TextLineTooLong, read_message
+from seikyou_auth.server.smtp.data import (
+    BareLineFeed,
+    MessageTooBig,
+    TextLineTooLong,
+    read_message,
+)
 from seikyou_auth.server.smtp.session import MAX_RECIPIENTS, Recipient, Session, Transaction
 
 __all__ = ["data_command", "mail_command", "rcpt_command"]
@@ -92,6 +99,13 @@ async def rcpt_command(session: Session, argument: str) -> None:
     if account is None:
         session.reply(replies.UNKNOWN_USER)
         return
+    try:
+        session.ctx.maildirs.path(account.name)
+    except ValueError:
+        # Refused here, not at DATA, so no other recipient gets a copy of a failed message.
+        log.warning("account %r has no usable maildir name; recipient refused", account.name)
+        session.reply(replies.UNKNOWN_USER)
+        return
     transaction.recipients.append(Recipient(address, account.name))
     session.reply(replies.OK)
 
@@ -120,6 +134,10 @@ async def data_command(session: Session, argument: str) -> None:
             session.transaction = None
             session.reply(replies.TEXT_LINE_TOO_LONG)
             return
+        except BareLineFeed:
+            session.transaction = None
+            session.reply(replies.BARE_LF)
+            return
         message_id = secrets.token_hex(8).upper()
         message = received_header(session, transaction, message_id) + body
         delivery = asyncio.ensure_future(
@@ -133,7 +151,7 @@ async def data_command(session: Session, argument: str) -> None:
             failed = delivery.exception() is not None
             session.reply(replies.LOCAL_ERROR if failed else replies.queued(message_id))
             raise
-        except OSError as error:
+        except (OSError, ValueError) as error:
             log.error("delivery of %s failed: %s", message_id, error)
             session.transaction = None
             session.reply(replies.LOCAL_ERROR)
@@ -154,14 +172,29 @@ async def data_command(session: Session, argument: str) -> None:
 
 
 def _store(session: Session, transaction: Transaction, message: bytes, eight_bit: bool) -> None:
-    """Every copy durably on disk; runs in a worker thread before the 250."""
+    """Every copy durably on disk, or none; runs in a worker thread before the 250.
+
+    A failure answers 451 and the client sends the message again, so copies already made
+    are removed rather than delivered twice (a POP3 session that moved one to ``cur/``
+    in the meantime keeps it).
+    """
     ctx = session.ctx
-    for name in dict.fromkeys(r.account for r in transaction.recipients if r.account):
-        ctx.maildirs.deliver(name, message)
-    remote = tuple(r.address for r in transaction.recipients if r.account is None)
-    if remote:
-        envelope = Envelope(transaction.sender, remote, eight_bit or transaction.eight_bit_declared)
-        ctx.queue.enqueue(envelope, message)
+    names = list(dict.fromkeys(r.account for r in transaction.recipients if r.account))
+    for name in names:
+        ctx.maildirs.path(name)  # a name that cannot be a maildir fails before any copy exists
+    delivered: list[Path] = []
+    try:
+        for name in names:
+            delivered.append(ctx.maildirs.deliver(name, message))
+        remote = tuple(r.address for r in transaction.recipients if r.account is None)
+        if remote:
+            eight_bit = eight_bit or transaction.eight_bit_declared
+            ctx.queue.enqueue(Envelope(transaction.sender, remote, eight_bit), message)
+    except BaseException:
+        for path in delivered:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
 
 
 def received_header(session: Session, transaction: Transaction, message_id: str) -> bytes:
