@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import time
@@ -195,6 +196,31 @@ def test_size_limit_in_mail_and_data(tmp_path: Path) -> None:
             assert wire.command(".")[0] == 250
         (message,) = server.messages(ACCOUNT)
         assert b"z" * 98 in message and b"y" not in message.split(b"\n", 5)[-1]
+
+
+def test_postmaster_reaches_the_configured_account(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # RFC 5321 4.5.1: <postmaster> and postmaster@domain must be deliverable.
+    settings = {"smtp": {"postmaster": OTHER_ACCOUNT}}
+    with running_server(tmp_path, [SMTP_MX], settings, ACCOUNTS) as server:
+        with Wire(server.port("smtp")) as wire:
+            wire.ehlo()
+            wire.command("MAIL FROM:<a@example.org>")
+            assert wire.command("RCPT TO:<Postmaster>")[0] == 250
+            assert wire.command("RCPT TO:<postmaster@seikyou.ne.jp>")[0] == 250
+            wire.command("DATA")
+            wire.send(b"Subject: abuse report\r\n\r\nhello\r\n")
+            assert wire.command(".")[0] == 250
+        (message,) = server.messages(OTHER_ACCOUNT)  # both names are one mailbox: one copy
+        assert message.endswith(b"Subject: abuse report\n\nhello\n")
+        assert server.messages(ACCOUNT) == []
+    with running_server(tmp_path / "unset", [SMTP_MX], {}, ACCOUNTS) as server:
+        with Wire(server.port("smtp")) as wire, caplog.at_level(logging.WARNING):
+            wire.ehlo()
+            wire.command("MAIL FROM:<a@example.org>")
+            assert wire.command("RCPT TO:<postmaster>")[0] == 550
+    assert "[smtp] postmaster" in caplog.text
 
 
 def test_line_limits(server: RunningServer, mx_port: int) -> None:

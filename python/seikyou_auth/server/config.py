@@ -66,6 +66,8 @@ class SmtpConfig:
     broken_auth_clients: bool = False
     # Seconds to wait before each retry of a queued message; the last one repeats.
     relay_retry_delays: tuple[float, ...] = (60.0, 300.0, 900.0, 3600.0)
+    # The account that receives mail for postmaster (RFC 5321 4.5.1 requires the address).
+    postmaster: str = "postmaster"
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,7 @@ def _smtp(reader: _Reader) -> SmtpConfig:
         relay_host=relay_host,
         broken_auth_clients=reader.boolean("broken_auth_clients", default.broken_auth_clients),
         relay_retry_delays=reader.delays("relay_retry_delays", default.relay_retry_delays),
+        postmaster=reader.text("postmaster", default.postmaster).lower(),
     )
 
 

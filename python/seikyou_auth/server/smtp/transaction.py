@@ -91,12 +91,16 @@ async def rcpt_command(session: Session, argument: str) -> None:
         transaction.recipients.append(Recipient(address, None))
         session.reply(replies.OK)
         return
+    to_postmaster = address.split("@", 1)[0].lower() == "postmaster"
+    mailbox = session.ctx.config.smtp.postmaster if to_postmaster else address
     try:
-        account = await session.ctx.store.lookup(address)
+        account = await session.ctx.store.lookup(mailbox)
     except StoreUnavailable:
         session.reply(replies.STORE_UNAVAILABLE)
         return
     if account is None:
+        if to_postmaster:
+            log.warning("postmaster mail refused: no account %r ([smtp] postmaster)", mailbox)
         session.reply(replies.UNKNOWN_USER)
         return
     try:
