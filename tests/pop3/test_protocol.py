@@ -196,6 +196,14 @@ def test_idle_timeout_and_unknown_account_apop(tmp_path: Path) -> None:
         assert client.closed_by_server()
 
 
+def test_idle_timeout_inside_a_sasl_exchange(tmp_path: Path) -> None:
+    with pop3_server(tmp_path, idle_timeout=0.5) as server, RawPop3(server.port()) as client:
+        assert client.command(b"AUTH PLAIN") == b"+ "
+        time.sleep(0.8)
+        assert client.line() == b"-ERR Disconnected for inactivity"
+        assert client.closed_by_server()
+
+
 @pytest.fixture
 def broken_store_server(tmp_path: Path) -> Iterator[Pop3Server]:
     with pop3_server(tmp_path) as server:

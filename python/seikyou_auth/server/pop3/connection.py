@@ -7,6 +7,7 @@ import logging
 import ssl
 
 from seikyou_auth.server.context import ListenerContext
+from seikyou_auth.server.idle import IdleWatchdog
 from seikyou_auth.server.lines import AUTH_COMMAND_MAX, LineTooLong
 from seikyou_auth.server.pop3 import replies
 from seikyou_auth.server.pop3.commands import dispatch
@@ -22,6 +23,7 @@ async def handle_connection(
 ) -> None:
     """Serve one POP3 client until QUIT, idle timeout, too many bad commands or disconnect."""
     session = Session(reader, writer, ctx)
+    watchdog = IdleWatchdog(session.lines, ctx.config.limits.idle_timeout)
     close = True
     try:
         await session.send(session.greeting())
@@ -31,14 +33,14 @@ async def handle_connection(
             except LineTooLong:
                 await session.bad_command(replies.err("Line too long"))
                 continue
-            except TimeoutError:
-                # RFC 1939 §3: the autologout timer never enters the UPDATE state.
-                await session.send(replies.err("Disconnected for inactivity"))
-                break
             if line is None:
                 break
             await dispatch(session, line)
     except asyncio.CancelledError:
+        if watchdog.claim():
+            # RFC 1939 §3: the autologout timer never enters the UPDATE state.
+            await session.send(replies.err("Disconnected for inactivity"))
+            return
         # Cancelled by shutdown: app.py still has to send its -ERR line, then it closes.
         close = False
         raise
@@ -49,6 +51,7 @@ async def handle_connection(
         if not writer.is_closing():
             writer.write(replies.err("Internal server error, closing connection", "SYS/TEMP"))
     finally:
+        watchdog.stop()
         # Only QUIT's UPDATE state deletes; every other end leaves the mailbox as it was.
         session.release_mailbox()
         if close:

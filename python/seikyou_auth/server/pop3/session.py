@@ -87,8 +87,7 @@ class Session:
         ``ConnectionError`` when a client sends a megabyte without any line end.
         """
         try:
-            async with asyncio.timeout(self.ctx.config.limits.idle_timeout):
-                line = await self.lines.line(limit)
+            line = await self.lines.line(limit)
         except Closed:
             return None
         return line[:-2] if line.endswith(b"\r\n") else line[:-1]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from seikyou_auth.server.context import ListenerContext
+from seikyou_auth.server.idle import IdleWatchdog
 from seikyou_auth.server.lines import AUTH_COMMAND_MAX, Closed, LineTooLong
 from seikyou_auth.server.smtp import replies
 from seikyou_auth.server.smtp.commands import COMMANDS
-from seikyou_auth.server.smtp.idle import IdleWatchdog
 from seikyou_auth.server.smtp.session import COMMAND_LINE_MAX, Session
 
 __all__ = ["handle_connection"]

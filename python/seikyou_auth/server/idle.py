@@ -2,7 +2,8 @@
 
 While the session waits for the client and nothing has arrived for
 ``timeout`` seconds, the watchdog cancels the session's task and marks itself
-``expired``; the connection handler turns that cancellation into ``421 4.4.2``.
+``expired``; the connection handler turns that cancellation into its protocol's
+reply (SMTP ``421 4.4.2``, POP3 ``-ERR``).
 Time the server spends working (delivery, a login delay) never counts as idle.
 """
 
