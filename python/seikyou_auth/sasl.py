@@ -86,11 +86,12 @@ class Authenticator:
 
     async def _lookup(self, username: str) -> Account | None:
         account = await self.store.lookup(username)
-        if account is not None and schemes.cost_rank(account.password) > self._decoy_cost:
-            # Checking a wrong password against a real hash costs exactly what that
-            # account's own failures cost, parameters (rounds, memory) included.
-            self._decoy = account.password
-            self._decoy_cost = schemes.cost_rank(account.password)
+        if account is not None:
+            cost = schemes.cost_rank(account.password)
+            if cost > self._decoy_cost:
+                # Checking a wrong password against a real hash costs exactly what that
+                # account's own failures cost, parameters (rounds, memory) included.
+                self._decoy, self._decoy_cost = account.password, cost
         return account
 
     async def _check_decoy(self, password: bytes) -> None:
