@@ -79,9 +79,23 @@ class Pop3Config:
 
 @dataclass(frozen=True)
 class Limits:
+    # No complete command for this long, counted from the end of the server's last reply.
     idle_timeout: float = 300.0
     max_bad_commands: int = 10
+    # Every open connection holds a file descriptor: lowered at start to what the fd limit allows.
+    max_connections: int = 1000
     max_connections_per_address: int = 20
+    # An implicit-TLS or STARTTLS handshake must finish within this.
+    tls_handshake_timeout: float = 10.0
+    # DATA must arrive at least this fast (octets/s) after idle_timeout (Postfix's
+    # smtpd_min_data_rate), so a trickle cannot hold a slot for hours.
+    min_data_rate: int = 500
+    # MX: unknown local recipients one connection may try; each one waits a little longer.
+    max_unknown_recipients: int = 20
+    unknown_recipient_delay: float = 1.0
+    # Slow password checks waiting for a hashing thread, in all and per client address.
+    login_queue_size: int = 256
+    login_queue_per_address: int = 4
     # Per-address penalty for consecutive failed logins, as Dovecot's 2→4→8→15 s.
     failure_delays: tuple[float, ...] = DOVECOT_FAILURE_DELAYS
     # How long SIGINT/SIGTERM lets in-flight DATA finish before answering 421.
@@ -241,8 +255,23 @@ def _limits(reader: _Reader) -> Limits:
     return Limits(
         idle_timeout=reader.seconds("idle_timeout", default.idle_timeout),
         max_bad_commands=reader.integer("max_bad_commands", default.max_bad_commands, minimum=1),
+        max_connections=reader.integer("max_connections", default.max_connections, minimum=1),
         max_connections_per_address=reader.integer(
             "max_connections_per_address", default.max_connections_per_address, minimum=1
+        ),
+        tls_handshake_timeout=reader.seconds(
+            "tls_handshake_timeout", default.tls_handshake_timeout
+        ),
+        min_data_rate=reader.integer("min_data_rate", default.min_data_rate, minimum=0),
+        max_unknown_recipients=reader.integer(
+            "max_unknown_recipients", default.max_unknown_recipients, minimum=1
+        ),
+        unknown_recipient_delay=reader.non_negative_seconds(
+            "unknown_recipient_delay", default.unknown_recipient_delay
+        ),
+        login_queue_size=reader.integer("login_queue_size", default.login_queue_size, minimum=1),
+        login_queue_per_address=reader.integer(
+            "login_queue_per_address", default.login_queue_per_address, minimum=1
         ),
         failure_delays=reader.delays("failure_delays", default.failure_delays),
         shutdown_grace=reader.seconds("shutdown_grace", default.shutdown_grace),
@@ -363,6 +392,12 @@ class _Reader:
         value = self._get(key, default, (int, float), "a number of seconds")
         if value <= 0:
             raise ConfigError(f"{self.where(key)}: must be > 0 seconds")
+        return float(value)
+
+    def non_negative_seconds(self, key: str, default: float) -> float:
+        value = self._get(key, default, (int, float), "a number of seconds")
+        if value < 0:
+            raise ConfigError(f"{self.where(key)}: must be >= 0 seconds")
         return float(value)
 
     def delays(self, key: str, default: tuple[float, ...]) -> tuple[float, ...]:
