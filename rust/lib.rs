@@ -8,6 +8,9 @@ pub mod error;
 pub mod sasl;
 pub mod schemes;
 
+#[cfg(test)]
+mod properties;
+
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::PyErr;
 
