@@ -66,7 +66,11 @@ def test_nothing_pipelined_counts_zero() -> None:
 async def _read(chunks: list[bytes], limit: int, count: int) -> list[bool | bytes]:
     """``count`` lines from ``chunks``, one chunk per read; an overlong line as its ``crlf``."""
     stream = asyncio.StreamReader()
-    lines = LineReader(stream, before_wait=lambda: stream.feed_data(chunks.pop(0)))
+
+    async def feed() -> None:
+        stream.feed_data(chunks.pop(0))
+
+    lines = LineReader(stream, before_wait=feed)
     results: list[bool | bytes] = []
     for _ in range(count):
         try:

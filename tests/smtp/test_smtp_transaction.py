@@ -426,6 +426,9 @@ def _start_data(wire: Wire, *recipients: str) -> None:
     assert wire.command("DATA")[0] == 354
 
 
+BARE_LINE_END = (550, ["5.5.2 Message contains a bare CR or LF (RFC 5321 2.3.8); not accepted"])
+
+
 def test_lf_dot_lf_does_not_end_data_so_nothing_is_smuggled(
     server: RunningServer, mx_port: int
 ) -> None:
@@ -438,7 +441,7 @@ def test_lf_dot_lf_does_not_end_data_so_nothing_is_smuggled(
             b"DATA\r\n"
             b"Subject: smuggled\r\n\r\nhi\r\n.\r\n"
         )
-        assert wire.reply() == (550, ["5.5.2 Message contains bare LF"])
+        assert wire.reply() == BARE_LINE_END
         assert wire.command("NOOP") == (250, "2.0.0 Ok")  # no second reply was waiting
         assert wire.command("RCPT TO:<ma10001a@seikyou.ne.jp>")[0] == 503  # no transaction
     assert server.messages(ACCOUNT) == []
@@ -450,15 +453,18 @@ def test_lf_dot_lf_does_not_end_data_so_nothing_is_smuggled(
         b"a\n.\r\nMAIL FROM:<x@example.org>\r\n.\r\n",  # the dot follows a bare LF
         b"a\r\n.\nb\r\n.\r\n",  # the dot line itself ends in a bare LF
         b"a\r\nb\nc\r\n.\r\n",
+        b"a\r.\r\nMAIL FROM:<x@example.org>\r\n.\r\n",  # CR.CR: the next hop may end there
+        b"a\rb\r\n.\r\n",  # a bare CR inside a line
+        b"a\r\n\r.\r\n.\r\n",  # a line that is only CR and a dot
     ],
 )
-def test_a_bare_lf_anywhere_refuses_the_message(
+def test_a_bare_lf_or_cr_anywhere_refuses_the_message(
     server: RunningServer, mx_port: int, data: bytes
 ) -> None:
     with Wire(mx_port) as wire:
         _start_data(wire)
         wire.send(data)
-        assert wire.reply() == (550, ["5.5.2 Message contains bare LF"])
+        assert wire.reply() == BARE_LINE_END
         assert wire.command("NOOP") == (250, "2.0.0 Ok")
     assert server.messages(ACCOUNT) == []
 

@@ -6,12 +6,15 @@ import asyncio
 import importlib
 import logging
 import os
+import resource
 import signal
 import socket
 import ssl
 import sys
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from seikyou_auth.accounts import AccountStore, PasswdFileStore
 from seikyou_auth.sasl import Authenticator
@@ -23,42 +26,62 @@ from seikyou_auth.server.config import (
     load_config,
     relay_address,
 )
+from seikyou_auth.server.connection import Admission, ThrottledLog, serve_connection
 from seikyou_auth.server.context import ListenerContext, Shutdown
-from seikyou_auth.server.maildir import MaildirStore
-from seikyou_auth.server.policy import ConnectionLimiter, FailureDelay, Policy
+from seikyou_auth.server.maildir import MaildirStore, remove_stale_files
+from seikyou_auth.server.policy import FailureDelay, Policy
 from seikyou_auth.server.queue import MailQueue, RelayTask
 from seikyou_auth.server.tls import server_context
 
-__all__ = ["BoundListener", "ServerApp", "main", "prepare_data_dir", "run"]
+__all__ = [
+    "BoundListener",
+    "ServerApp",
+    "connection_budget",
+    "main",
+    "prepare_data_dir",
+    "run",
+]
 
 log = logging.getLogger("seikyou_auth.server")
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, ListenerContext], Awaitable[None]]
-
-# Each protocol's handler module; imported when a listener of that protocol starts.
+# Each protocol's module (``handle_connection``, ``GOODBYES``, ``DISCARD_MAX``); imported
+# when a listener of that protocol starts.
 PROTOCOL_MODULES = {
-    "smtp": "seikyou_auth.server.smtp",
-    "pop3": "seikyou_auth.server.pop3",
-}
-
-# What a refused or interrupted client reads before the connection closes.
-TOO_MANY_CONNECTIONS = {
-    "smtp": b"421 4.7.0 Too many connections from your address, try again later\r\n",
-    "pop3": b"-ERR [SYS/TEMP] Too many connections from your address, try again later\r\n",
-}
-SHUTTING_DOWN = {
-    "smtp": b"421 4.3.2 Service shutting down, try again later\r\n",
-    "pop3": b"-ERR [SYS/TEMP] Server shutting down, try again later\r\n",
+    "smtp": "seikyou_auth.server.smtp.connection",
+    "pop3": "seikyou_auth.server.pop3.connection",
 }
 
 # Longer than any line a protocol accepts (AUTH responses: 12288 octets).
 STREAM_LIMIT = 16384
 
+# File descriptors kept for everything but client connections: listeners, log, store,
+# maildir and queue files being written, the hashing threads.
+FD_RESERVE_MIN = 64
 
-def handler_for(protocol: str) -> Handler:
-    module = importlib.import_module(PROTOCOL_MODULES[protocol])
-    handler: Handler = module.handle_connection
-    return handler
+
+def protocol_module(protocol: str) -> ModuleType:
+    return importlib.import_module(PROTOCOL_MODULES[protocol])
+
+
+def connection_budget(configured: int) -> int:
+    """Raise the fd soft limit to the hard limit; how many connections then fit beside it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    usable = max(1, soft - max(FD_RESERVE_MIN, soft // 8))
+    if usable < configured:
+        log.warning(
+            "max_connections %d lowered to %d: the file descriptor limit is %d",
+            configured,
+            usable,
+            soft,
+        )
+    return min(configured, usable)
 
 
 @dataclass(frozen=True)
@@ -73,6 +96,24 @@ class BoundListener:
         if self.listener.role:
             kind = f"{kind}/{self.listener.role}"
         return f"{kind:<16} {self.address}:{self.port:<6} tls={self.listener.tls}"
+
+
+class _AcceptErrors:
+    """The loop's exception handler: accept() failures summarised, not one traceback each.
+
+    asyncio reports every failed accept (EMFILE, ENFILE, ENOBUFS) with a traceback and
+    retries a second later; under a connection flood that was tens of thousands of lines.
+    """
+
+    def __init__(self) -> None:
+        self._throttled = ThrottledLog("accept() failed: %s")
+
+    def handle(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exception = context.get("exception")
+        if isinstance(exception, OSError) and "accept" in str(context.get("message", "")):
+            self._throttled.note(exception.strerror or exception)
+            return
+        loop.default_exception_handler(context)
 
 
 def prepare_data_dir(config: Config) -> None:
@@ -104,7 +145,10 @@ class ServerApp:
         self.ssl_context: ssl.SSLContext = server_context(config)
         self.policy = Policy(config.trusted_networks)
         self.failure_delay = FailureDelay(config.limits.failure_delays, self.policy)
-        self.connections = ConnectionLimiter(config.limits.max_connections_per_address)
+        self.admission = Admission(
+            connection_budget(config.limits.max_connections),
+            config.limits.max_connections_per_address,
+        )
         self.store: AccountStore = store or PasswdFileStore(config.passwd_file, config.domain)
         self.authenticator = Authenticator(self.store)
         self.maildirs = MaildirStore(config.mail_dir, config.hostname)
@@ -117,6 +161,7 @@ class ServerApp:
         self._servers: list[asyncio.Server] = []
         self._sessions: set[asyncio.Task[object]] = set()
         self._relay: asyncio.Task[None] | None = None
+        self._cleanup: asyncio.Task[None] | None = None
 
     def context(self, listener: ListenerConfig) -> ListenerContext:
         return ListenerContext(
@@ -125,7 +170,6 @@ class ServerApp:
             ssl_context=self.ssl_context,
             policy=self.policy,
             failure_delay=self.failure_delay,
-            connections=self.connections,
             store=self.store,
             authenticator=self.authenticator,
             maildirs=self.maildirs,
@@ -135,6 +179,10 @@ class ServerApp:
 
     async def start(self) -> list[BoundListener]:
         """Bind every listener; on any failure, close what was bound and raise ConfigError."""
+        loop = asyncio.get_running_loop()
+        if loop.get_exception_handler() is None:
+            loop.set_exception_handler(_AcceptErrors().handle)
+        self._cleanup = asyncio.create_task(asyncio.to_thread(self._remove_crash_leftovers))
         try:
             for listener in self.config.listeners:
                 await self._start_listener(listener)
@@ -147,23 +195,50 @@ class ServerApp:
             self._relay = asyncio.create_task(relay.run())
         return self.bound
 
+    def _remove_crash_leftovers(self) -> None:
+        """Files a crash left in a ``tmp/`` (Maildir's 36-hour rule); off the event loop."""
+        mail_dir = self.config.mail_dir
+        directories = [self.queue.tmp]
+        try:
+            directories += [Path(entry.path, "tmp") for entry in os.scandir(mail_dir)]
+        except OSError:
+            pass
+        removed = remove_stale_files(directories)
+        if removed:
+            log.info("removed %d stale file(s) left in tmp/ by an earlier crash", removed)
+
     async def _start_listener(self, listener: ListenerConfig) -> None:
-        handler = handler_for(listener.protocol)
+        module = protocol_module(listener.protocol)
         ctx = self.context(listener)
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._session(handler, reader, writer, ctx)
+            task = asyncio.current_task()
+            if task is not None:
+                self._sessions.add(task)
+            try:
+                await serve_connection(
+                    module.handle_connection,
+                    module.GOODBYES,
+                    reader,
+                    writer,
+                    ctx,
+                    self.admission,
+                    module.DISCARD_MAX,
+                )
+            finally:
+                if task is not None:
+                    self._sessions.discard(task)
 
         try:
+            # No ssl= here even for implicit TLS: the connection layer admits first, then
+            # negotiates, so a flood of half-open handshakes cannot take every slot.
             server = await asyncio.start_server(
                 serve,
                 listener.address,
                 listener.port,
-                ssl=self.ssl_context if listener.tls == "implicit" else None,
                 limit=STREAM_LIMIT,
                 reuse_address=True,
                 reuse_port=self.reuse_port or None,
-                ssl_handshake_timeout=30.0 if listener.tls == "implicit" else None,
             )
         except OSError as error:
             reason = os.strerror(error.errno) if error.errno else str(error)
@@ -174,41 +249,6 @@ class ServerApp:
         for sock in server.sockets:
             address, port = sock.getsockname()[:2]
             self.bound.append(BoundListener(listener, address, port))
-
-    async def _session(
-        self,
-        handler: Handler,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        ctx: ListenerContext,
-    ) -> None:
-        protocol = ctx.listener.protocol
-        peer = writer.get_extra_info("peername")
-        addr = str(peer[0]) if peer else "unknown"
-        task = asyncio.current_task()
-        if self.shutdown.stopping or task is None:
-            writer.write(SHUTTING_DOWN[protocol])
-            writer.close()
-            return
-        if not self.connections.acquire(addr):
-            log.warning("%s: refused %s: too many connections", ctx.listener.label, addr)
-            writer.write(TOO_MANY_CONNECTIONS[protocol])
-            writer.close()
-            return
-        self._sessions.add(task)
-        try:
-            await handler(reader, writer, ctx)
-        except asyncio.CancelledError:
-            if self.shutdown.stopping and not writer.is_closing():
-                writer.write(SHUTTING_DOWN[protocol])
-        except (ConnectionError, ssl.SSLError, TimeoutError):
-            pass
-        except Exception:
-            log.exception("%s: session with %s failed", ctx.listener.label, addr)
-        finally:
-            self._sessions.discard(task)
-            self.connections.release(addr)
-            writer.close()
 
     async def stop(self) -> None:
         """Stop accepting; cancel idle sessions; let busy ones finish within the grace period."""
@@ -232,6 +272,8 @@ class ServerApp:
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
+        if self._cleanup is not None:
+            await asyncio.gather(self._cleanup, return_exceptions=True)
 
 
 async def run(config: Config, *, worker: int | None = None) -> None:

@@ -17,7 +17,7 @@ from seikyou_auth.accounts import AccountStore
 from seikyou_auth.sasl import Authenticator
 from seikyou_auth.server.config import Config, ListenerConfig
 from seikyou_auth.server.maildir import MaildirStore
-from seikyou_auth.server.policy import ConnectionLimiter, FailureDelay, Policy
+from seikyou_auth.server.policy import FailureDelay, Policy
 from seikyou_auth.server.queue import MailQueue
 
 __all__ = ["ListenerContext", "Shutdown"]
@@ -58,7 +58,6 @@ class ListenerContext:
     ssl_context: ssl.SSLContext
     policy: Policy
     failure_delay: FailureDelay
-    connections: ConnectionLimiter
     store: AccountStore
     authenticator: Authenticator
     maildirs: MaildirStore

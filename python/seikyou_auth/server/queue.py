@@ -13,12 +13,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import shutil
 import smtplib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from seikyou_auth.server.maildir import durable_write, unique_name
+from seikyou_auth.server.maildir import Spool, durable_write, fsync_dir, unique_name
 
 __all__ = ["Envelope", "MailQueue", "QueuedMessage", "RelayTask"]
 
@@ -54,18 +56,39 @@ class MailQueue:
         for directory in (self.tmp, self.new, self.failed):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
 
+    @staticmethod
+    def _header(envelope: Envelope) -> bytes:
+        fields = {
+            "from": envelope.sender,
+            "to": list(envelope.recipients),
+            "8bit": envelope.eight_bit,
+        }
+        return json.dumps(fields).encode() + b"\n"
+
     def enqueue(self, envelope: Envelope, message: bytes) -> Path:
         """Durably queue ``message``; blocking, call it off the event loop."""
         self.ensure()
-        header = json.dumps(
-            {
-                "from": envelope.sender,
-                "to": list(envelope.recipients),
-                "8bit": envelope.eight_bit,
-            }
-        ).encode()
-        content = header + b"\n" + message
+        content = self._header(envelope) + message
         return durable_write(self.tmp, self.new, unique_name(self.hostname, len(content)), content)
+
+    def enqueue_spooled(self, envelope: Envelope, spool: Spool) -> Path:
+        """Durably queue a complete spool file, copied in chunks; blocking."""
+        self.ensure()
+        header = self._header(envelope)
+        name = unique_name(self.hostname, len(header) + spool.size)
+        temporary = self.tmp / name
+        final = self.new / name
+        try:
+            with temporary.open("xb") as out, spool.path.open("rb") as message:
+                out.write(header)
+                shutil.copyfileobj(message, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.link(temporary, final)
+        finally:
+            temporary.unlink(missing_ok=True)
+        fsync_dir(self.new)
+        return final
 
     def pending(self) -> list[Path]:
         if not self.new.is_dir():

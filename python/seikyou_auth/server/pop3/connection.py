@@ -1,30 +1,36 @@
-"""The life of one POP3 connection: greeting, command loop, and its end."""
+"""The life of one POP3 connection: greeting and command loop.
+
+Time limits, backpressure, admission and goodbyes are the connection layer's
+(``server/connection.py``); this module only speaks POP3.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import ssl
-
+from seikyou_auth.server.connection import Connection, Goodbyes
 from seikyou_auth.server.context import ListenerContext
-from seikyou_auth.server.idle import IdleWatchdog
 from seikyou_auth.server.lines import AUTH_COMMAND_MAX, LineTooLong
 from seikyou_auth.server.pop3 import replies
 from seikyou_auth.server.pop3.commands import dispatch
 from seikyou_auth.server.pop3.session import Session
 
-__all__ = ["handle_connection"]
+__all__ = ["DISCARD_MAX", "GOODBYES", "handle_connection"]
 
-log = logging.getLogger("seikyou_auth.pop3")
+GOODBYES = Goodbyes(
+    # RFC 1939 §3: the autologout timer never enters the UPDATE state.
+    idle=replies.err("Disconnected for inactivity"),
+    shutdown=replies.err("Server shutting down, try again later", "SYS/TEMP"),
+    too_many=replies.err("Too many connections from your address, try again later", "SYS/TEMP"),
+    evicted=replies.err("Server busy: too many connections, try again later", "SYS/TEMP"),
+    internal_error=replies.err("Internal server error, closing connection", "SYS/TEMP"),
+)
+
+# A client that streams this much without a line end is not a POP3 client.
+DISCARD_MAX = 1 << 20
 
 
-async def handle_connection(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ctx: ListenerContext
-) -> None:
-    """Serve one POP3 client until QUIT, idle timeout, too many bad commands or disconnect."""
-    session = Session(reader, writer, ctx)
-    watchdog = IdleWatchdog(session.lines, ctx.config.limits.idle_timeout)
-    close = True
+async def handle_connection(conn: Connection, ctx: ListenerContext) -> None:
+    """Serve one POP3 client until QUIT, too many bad commands or disconnect."""
+    session = Session(conn, ctx)
     try:
         await session.send(session.greeting())
         while not session.done:
@@ -36,31 +42,6 @@ async def handle_connection(
             if line is None:
                 break
             await dispatch(session, line)
-    except asyncio.CancelledError:
-        if watchdog.claim():
-            # RFC 1939 §3: the autologout timer never enters the UPDATE state.
-            await session.send(replies.err("Disconnected for inactivity"))
-            return
-        # Cancelled by shutdown: app.py still has to send its -ERR line, then it closes.
-        close = False
-        raise
-    except (ConnectionError, ssl.SSLError, TimeoutError):
-        pass
-    except Exception:
-        log.exception("pop3 session with %s failed", session.peer)
-        if not writer.is_closing():
-            writer.write(replies.err("Internal server error, closing connection", "SYS/TEMP"))
     finally:
-        watchdog.stop()
         # Only QUIT's UPDATE state deletes; every other end leaves the mailbox as it was.
         session.release_mailbox()
-        if close:
-            await _close(writer)
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    try:
-        await writer.wait_closed()
-    except (ConnectionError, ssl.SSLError, TimeoutError):
-        pass

@@ -7,8 +7,9 @@ import enum
 
 import seikyou_auth
 from seikyou_auth.sasl import CLEARTEXT_MECHANISMS
+from seikyou_auth.server.connection import Connection
 from seikyou_auth.server.context import ListenerContext
-from seikyou_auth.server.lines import Closed, LineReader
+from seikyou_auth.server.lines import Closed
 from seikyou_auth.server.mailbox import Mailbox
 from seikyou_auth.server.policy import BadCommandBudget
 from seikyou_auth.server.pop3 import replies
@@ -17,8 +18,6 @@ __all__ = ["COMMAND_LINE_MAX", "Session", "State"]
 
 # RFC 2449: a command line is at most 255 octets including CRLF.
 COMMAND_LINE_MAX = 255
-# A client that streams this much without a line end is not a POP3 client.
-_DISCARD_MAX = 1 << 20
 
 
 class State(enum.Enum):
@@ -29,24 +28,30 @@ class State(enum.Enum):
 class Session:
     """What one connection knows; the command handlers read and change it."""
 
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ctx: ListenerContext
-    ) -> None:
-        self.lines = LineReader(reader, discard_max=_DISCARD_MAX)
-        self.writer = writer
+    def __init__(self, conn: Connection, ctx: ListenerContext) -> None:
+        self.conn = conn
+        self.lines = conn.lines
         self.ctx = ctx
-        peer = writer.get_extra_info("peername")
-        self.peer: str = peer[0] if isinstance(peer, tuple) else "unknown"
+        self.peer = conn.peer
         self.state = State.AUTHORIZATION
         self.user: str | None = None
         self.mailbox: Mailbox | None = None
         self.apop_timestamp: bytes | None = None
         self.bad_commands = BadCommandBudget(ctx.config.limits.max_bad_commands)
         self.done = False
+        conn.session = self
+
+    @property
+    def writer(self) -> asyncio.StreamWriter:
+        return self.conn.writer
+
+    @property
+    def logged_in(self) -> bool:
+        return self.state is State.TRANSACTION
 
     @property
     def tls_active(self) -> bool:
-        return self.writer.get_extra_info("ssl_object") is not None
+        return self.conn.tls_active
 
     @property
     def cleartext_allowed(self) -> bool:
@@ -69,8 +74,7 @@ class Session:
         ]
 
     async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
+        await self.conn.send(data)
 
     async def bad_command(self, reply: bytes) -> None:
         """Answer a bad command; the session ends once the client has sent too many."""

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import cast
 
 from seikyou_auth.server.smtp import replies
 from seikyou_auth.server.smtp.auth import auth_command
@@ -94,13 +92,15 @@ async def starttls(session: Session, argument: str) -> None:
         return
     # Anything pipelined after STARTTLS arrived in cleartext: it must not count as
     # encrypted input (CVE-2011-0411 class of bugs).
-    dropped = await session.lines.take_pipelined(cast(asyncio.Transport, session.writer.transport))
+    dropped = await session.conn.take_pipelined()
     if dropped:
         log.warning("client %s pipelined %d octets after STARTTLS; dropped", session.peer, dropped)
     session.reply(replies.READY_FOR_TLS)
     await session.drain()
     try:
-        await session.writer.start_tls(session.ctx.ssl_context, ssl_handshake_timeout=30.0)
+        await session.conn.start_tls(
+            session.ctx.ssl_context, session.ctx.config.limits.tls_handshake_timeout
+        )
     except (ssl.SSLError, ConnectionError, TimeoutError) as error:
         log.info("STARTTLS with %s failed: %s", session.peer, error)
         session.closing = True

@@ -1,17 +1,30 @@
-"""``handle_connection``: greeting, the command loop, idle timeout and the error budget."""
+"""``handle_connection``: greeting, the command loop and the error budget.
+
+Time limits, backpressure, admission and goodbyes are the connection layer's
+(``server/connection.py``); this module only speaks SMTP.
+"""
 
 from __future__ import annotations
 
-import asyncio
-
+from seikyou_auth.server.connection import Connection, Goodbyes
 from seikyou_auth.server.context import ListenerContext
-from seikyou_auth.server.idle import IdleWatchdog
-from seikyou_auth.server.lines import AUTH_COMMAND_MAX, Closed, LineTooLong
+from seikyou_auth.server.lines import AUTH_COMMAND_MAX, LineTooLong
 from seikyou_auth.server.smtp import replies
 from seikyou_auth.server.smtp.commands import COMMANDS
 from seikyou_auth.server.smtp.session import COMMAND_LINE_MAX, Session
 
-__all__ = ["handle_connection"]
+__all__ = ["DISCARD_MAX", "GOODBYES", "handle_connection"]
+
+GOODBYES = Goodbyes(
+    idle=replies.IDLE_TIMEOUT,
+    shutdown=replies.SHUTTING_DOWN,
+    too_many=replies.TOO_MANY_CONNECTIONS,
+    evicted=replies.SERVER_BUSY,
+    internal_error=replies.INTERNAL_ERROR,
+)
+
+# A client that streams this much without a line end is not an SMTP client.
+DISCARD_MAX = 1 << 20
 
 # Replies that mean "the client got something wrong": they spend the bad-command budget.
 # Not 535 (failed logins have their own growing delay) and not 550/552 (an MX peer may
@@ -19,34 +32,11 @@ __all__ = ["handle_connection"]
 _BAD_CODES = (b"500", b"501", b"502", b"503", b"504", b"530", b"553", b"554", b"555")
 
 
-async def handle_connection(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ctx: ListenerContext
-) -> None:
-    session = Session(reader, writer, ctx)
+async def handle_connection(conn: Connection, ctx: ListenerContext) -> None:
+    session = Session(conn, ctx)
     session.reply(f"220 {ctx.hostname} ESMTP seikyou-auth\r\n".encode())
-    watchdog = IdleWatchdog(session.lines, ctx.config.limits.idle_timeout)
-    try:
-        await _command_loop(session)
-        await session.drain()
-    except Closed:
-        pass
-    except asyncio.CancelledError:
-        if watchdog.claim():
-            session.reply(replies.IDLE_TIMEOUT)
-            await session.drain()
-            return
-        if ctx.shutdown.stopping:
-            session.reply(replies.SHUTTING_DOWN)
-        session.flush()
-        raise
-    finally:
-        watchdog.stop()
-        writer.close()
-
-
-async def _command_loop(session: Session) -> None:
     while not session.closing:
-        if session.ctx.shutdown.stopping:
+        if ctx.shutdown.stopping:
             session.close_after(replies.SHUTTING_DOWN)
             break
         try:
@@ -55,6 +45,8 @@ async def _command_loop(session: Session) -> None:
             _bad(session, replies.LINE_TOO_LONG)
             continue
         await _dispatch(session, line)
+        await conn.keep_up()
+    await conn.drain()
 
 
 async def _dispatch(session: Session, raw: bytes) -> None:

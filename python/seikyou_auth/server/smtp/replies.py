@@ -36,7 +36,7 @@ NOT_IMPLEMENTED = b"502 5.5.1 Command not implemented\r\n"
 
 UNKNOWN_COMMAND = b"500 5.5.2 Command not recognized\r\n"
 LINE_TOO_LONG = b"500 5.5.2 Line too long\r\n"
-BARE_LF = b"550 5.5.2 Message contains bare LF\r\n"
+BARE_LINE_END = b"550 5.5.2 Message contains a bare CR or LF (RFC 5321 2.3.8); not accepted\r\n"
 TEXT_LINE_TOO_LONG = b"500 5.5.2 Message has a line longer than 1000 octets; not accepted\r\n"
 BAD_SYNTAX = b"501 5.5.4 Syntax error in parameters or arguments\r\n"
 BAD_HELO = b"501 5.5.4 Syntax: EHLO hostname\r\n"
@@ -58,6 +58,10 @@ LOCAL_ERROR = b"451 4.3.0 Local error in processing, try again later\r\n"
 TOO_MANY_ERRORS = b"421 4.7.0 Too many errors, closing connection\r\n"
 IDLE_TIMEOUT = b"421 4.4.2 Idle timeout, closing connection\r\n"
 SHUTTING_DOWN = b"421 4.3.2 Service shutting down, try again later\r\n"
+TOO_MANY_CONNECTIONS = b"421 4.7.0 Too many connections from your address, try again later\r\n"
+SERVER_BUSY = b"421 4.7.0 Server busy: too many connections, try again later\r\n"
+INTERNAL_ERROR = b"421 4.3.0 Internal server error, closing connection\r\n"
+TOO_MANY_UNKNOWN = b"421 4.7.0 Too many unknown recipients, closing connection\r\n"
 
 
 def queued(message_id: str) -> bytes:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from seikyou_auth.accounts import Account
 from seikyou_auth.sasl import CLEARTEXT_MECHANISMS
+from seikyou_auth.server.connection import Connection
 from seikyou_auth.server.context import ListenerContext
-from seikyou_auth.server.lines import LineReader
 from seikyou_auth.server.policy import BadCommandBudget
 
 __all__ = [
@@ -39,23 +39,29 @@ class Transaction:
 
 
 class Session:
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ctx: ListenerContext
-    ) -> None:
+    def __init__(self, conn: Connection, ctx: ListenerContext) -> None:
         self.ctx = ctx
-        self.writer = writer
-        self.lines = LineReader(reader, self.flush)
-        self._out: list[bytes] = []
+        self.conn = conn
+        self.lines = conn.lines
         self.last_reply = b""
-        peer = writer.get_extra_info("peername")
-        self.peer = str(peer[0]) if peer else "unknown"
-        self.tls_active = writer.get_extra_info("ssl_object") is not None
+        self.peer = conn.peer
+        self.tls_active = conn.tls_active
         self.helo: str | None = None
         self.esmtp = False
         self.account: Account | None = None
         self.transaction: Transaction | None = None
         self.bad_commands = BadCommandBudget(ctx.config.limits.max_bad_commands)
+        self.unknown_recipients = 0
         self.closing = False
+        conn.session = self
+
+    @property
+    def writer(self) -> asyncio.StreamWriter:
+        return self.conn.writer
+
+    @property
+    def logged_in(self) -> bool:
+        return self.account is not None
 
     @property
     def is_submission(self) -> bool:
@@ -63,17 +69,14 @@ class Session:
 
     def reply(self, data: bytes) -> None:
         """Queue a reply; it is sent before the next wait for input (RFC 2920 batching)."""
-        self._out.append(data)
+        self.conn.reply(data)
         self.last_reply = data
 
     def flush(self) -> None:
-        if self._out:
-            self.writer.write(b"".join(self._out))
-            self._out.clear()
+        self.conn.flush()
 
     async def drain(self) -> None:
-        self.flush()
-        await self.writer.drain()
+        await self.conn.drain()
 
     def close_after(self, data: bytes) -> None:
         self.reply(data)

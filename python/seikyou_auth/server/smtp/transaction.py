@@ -10,15 +10,12 @@ import secrets
 from pathlib import Path
 
 from seikyou_auth.errors import StoreUnavailable
+from seikyou_auth.server.maildir import Spool
 from seikyou_auth.server.queue import Envelope
+from seikyou_auth.server.serverlog import quote
 from seikyou_auth.server.smtp import replies
 from seikyou_auth.server.smtp.address import AddressError, domain_of, parse_path
-from seikyou_auth.server.smtp.data import (
-    BareLineFeed,
-    MessageTooBig,
-    TextLineTooLong,
-    read_message,
-)
+from seikyou_auth.server.smtp.data import DataRefused, MessageFlood, receive_message
 from seikyou_auth.server.smtp.session import MAX_RECIPIENTS, Recipient, Session, Transaction
 
 __all__ = ["data_command", "mail_command", "rcpt_command"]
@@ -101,7 +98,7 @@ async def rcpt_command(session: Session, argument: str) -> None:
     if account is None:
         if to_postmaster:
             log.warning("postmaster mail refused: no account %r ([smtp] postmaster)", mailbox)
-        session.reply(replies.UNKNOWN_USER)
+        await _unknown_recipient(session)
         return
     try:
         session.ctx.maildirs.path(account.name)
@@ -112,6 +109,27 @@ async def rcpt_command(session: Session, argument: str) -> None:
         return
     transaction.recipients.append(Recipient(address, account.name))
     session.reply(replies.OK)
+
+
+async def _unknown_recipient(session: Session) -> None:
+    """550, after a delay that grows with each unknown recipient; past the budget, 421.
+
+    Without it one connection could probe thousands of names a second for the ones that
+    exist, undoing what the AUTH side does to hide them.
+    """
+    limits = session.ctx.config.limits
+    session.unknown_recipients += 1
+    if session.unknown_recipients >= limits.max_unknown_recipients:
+        log.info(
+            "client %s: %d unknown recipients, closing", session.peer, session.unknown_recipients
+        )
+        session.close_after(replies.TOO_MANY_UNKNOWN)
+        return
+    steps = min(session.unknown_recipients - 1, 5)
+    if steps:
+        session.flush()
+        await asyncio.sleep(steps * limits.unknown_recipient_delay)
+    session.reply(replies.UNKNOWN_USER)
 
 
 async def data_command(session: Session, argument: str) -> None:
@@ -125,48 +143,62 @@ async def data_command(session: Session, argument: str) -> None:
     if not transaction.recipients:
         session.reply(replies.NEED_RCPT)
         return
-    session.reply(replies.START_DATA)
     ctx = session.ctx
-    with ctx.shutdown.busy():
-        try:
-            body, eight_bit = await read_message(session.lines, ctx.config.smtp.max_message_size)
-        except MessageTooBig:
-            session.transaction = None
-            session.reply(replies.TOO_BIG)
-            return
-        except TextLineTooLong:
-            session.transaction = None
-            session.reply(replies.TEXT_LINE_TOO_LONG)
-            return
-        except BareLineFeed:
-            session.transaction = None
-            session.reply(replies.BARE_LF)
-            return
-        message_id = secrets.token_hex(8).upper()
-        message = received_header(session, transaction, message_id) + body
-        delivery = asyncio.ensure_future(
-            asyncio.to_thread(_store, session, transaction, message, eight_bit)
-        )
-        try:
-            await asyncio.shield(delivery)
-        except asyncio.CancelledError:
-            # Cut off by shutdown while writing: finish the copies, and say what happened.
-            await asyncio.wait([delivery])
-            failed = delivery.exception() is not None
-            session.reply(replies.LOCAL_ERROR if failed else replies.queued(message_id))
-            raise
-        except (OSError, ValueError) as error:
-            log.error("delivery of %s failed: %s", message_id, error)
-            session.transaction = None
-            session.reply(replies.LOCAL_ERROR)
-            return
+    try:
+        spool = Spool(ctx.queue.tmp)
+    except OSError as error:
+        log.error("cannot create a spool file in %s: %s", ctx.queue.tmp, error.strerror)
+        session.reply(replies.LOCAL_ERROR)
+        return
     session.transaction = None
+    try:
+        with ctx.shutdown.busy():
+            await _receive_and_store(session, transaction, spool)
+    finally:
+        spool.discard()
+
+
+async def _receive_and_store(session: Session, transaction: Transaction, spool: Spool) -> None:
+    ctx = session.ctx
+    message_id = secrets.token_hex(8).upper()
+    session.reply(replies.START_DATA)
+    try:
+        await spool.write(received_header(session, transaction, message_id))
+        refused, eight_bit = await receive_message(
+            session.lines, spool, ctx.config.smtp.max_message_size
+        )
+    except MessageFlood:
+        session.close_after(replies.TOO_BIG)
+        return
+    except OSError as error:
+        # The disk failed under the spool: the client's data is unread, so the session ends.
+        log.error("spooling message %s failed: %s", message_id, error.strerror)
+        session.close_after(replies.LOCAL_ERROR)
+        return
+    if refused is not None:
+        session.reply(DATA_REFUSED_REPLIES[refused])
+        return
+    delivery = asyncio.ensure_future(
+        _finish_and_store(session, transaction, spool, eight_bit or transaction.eight_bit_declared)
+    )
+    try:
+        await asyncio.shield(delivery)
+    except asyncio.CancelledError:
+        # Cut off by shutdown while writing: finish the copies, and say what happened.
+        await asyncio.wait([delivery])
+        failed = delivery.exception() is not None
+        session.reply(replies.LOCAL_ERROR if failed else replies.queued(message_id))
+        raise
+    except (OSError, ValueError) as error:
+        log.error("delivery of %s failed: %s", message_id, error)
+        session.reply(replies.LOCAL_ERROR)
+        return
     log.info(
-        "accepted %s from <%s> for %d recipient(s), %d octets, client=%s account=%s",
+        "accepted %s from=%s recipients=%d size=%d client=%s account=%s",
         message_id,
-        transaction.sender,
+        quote(transaction.sender),
         len(transaction.recipients),
-        len(message),
+        spool.size,
         session.peer,
         session.account.name if session.account else "-",
     )
@@ -175,7 +207,21 @@ async def data_command(session: Session, argument: str) -> None:
     session.reply(replies.queued(message_id))
 
 
-def _store(session: Session, transaction: Transaction, message: bytes, eight_bit: bool) -> None:
+DATA_REFUSED_REPLIES = {
+    DataRefused.TOO_BIG: replies.TOO_BIG,
+    DataRefused.LINE_TOO_LONG: replies.TEXT_LINE_TOO_LONG,
+    DataRefused.BARE_LINE_END: replies.BARE_LINE_END,
+}
+
+
+async def _finish_and_store(
+    session: Session, transaction: Transaction, spool: Spool, eight_bit: bool
+) -> None:
+    await spool.finish()
+    await asyncio.to_thread(_store, session, transaction, spool, eight_bit)
+
+
+def _store(session: Session, transaction: Transaction, spool: Spool, eight_bit: bool) -> None:
     """Every copy durably on disk, or none; runs in a worker thread before the 250.
 
     A failure answers 451 and the client sends the message again, so copies already made
@@ -189,11 +235,10 @@ def _store(session: Session, transaction: Transaction, message: bytes, eight_bit
     delivered: list[Path] = []
     try:
         for name in names:
-            delivered.append(ctx.maildirs.deliver(name, message))
+            delivered.append(ctx.maildirs.deliver_spooled(name, spool))
         remote = tuple(r.address for r in transaction.recipients if r.account is None)
         if remote:
-            eight_bit = eight_bit or transaction.eight_bit_declared
-            ctx.queue.enqueue(Envelope(transaction.sender, remote, eight_bit), message)
+            ctx.queue.enqueue_spooled(Envelope(transaction.sender, remote, eight_bit), spool)
     except BaseException:
         for path in delivered:
             with contextlib.suppress(OSError):
