@@ -12,7 +12,11 @@ import contextlib
 import functools
 import os
 import threading
+import weakref
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import seikyou_auth
 from seikyou_auth._pure._schemes import (
@@ -23,9 +27,12 @@ from seikyou_auth._pure._schemes import (
     parse_scheme,
     split_stored,
 )
-from seikyou_auth.errors import UnsupportedScheme
+from seikyou_auth.errors import StoreUnavailable, UnsupportedScheme
 
 __all__ = [
+    "HASH_THREADS",
+    "LoginQueueFull",
+    "SlowHashQueue",
     "cost_rank",
     "cram_md5_state",
     "is_slow",
@@ -33,6 +40,7 @@ __all__ = [
     "plaintext_secret",
     "scheme_of",
     "verify_password_async",
+    "verify_with",
 ]
 
 _ANY_SCHEME_MECHANISMS = frozenset({"PLAIN", "LOGIN", "USER"})
@@ -123,6 +131,9 @@ def is_slow(stored: str) -> bool:
 
 
 _HASH_THREAD_NICENESS = 5
+# One core is left to the event loop; more threads would only queue on the CPU (and ARGON2ID
+# takes 64 MiB each).
+HASH_THREADS = max(1, (os.cpu_count() or 2) - 1)
 
 
 def _lower_thread_priority() -> None:
@@ -134,30 +145,199 @@ def _lower_thread_priority() -> None:
 
 @functools.cache
 def _slow_hash_pool() -> ThreadPoolExecutor:
-    # One core is left to the event loop, and the pool bounds how much CPU and memory (ARGON2ID
-    # takes 64 MiB each) a burst of logins can claim; excess verifications queue here.
-    workers = max(1, (os.cpu_count() or 2) - 1)
     return ThreadPoolExecutor(
-        max_workers=workers,
+        max_workers=HASH_THREADS,
         thread_name_prefix="seikyou-auth-hash",
         initializer=_lower_thread_priority,
     )
 
 
-# A forked server worker inherits the pool object but not its threads: start a fresh one.
-os.register_at_fork(after_in_child=_slow_hash_pool.cache_clear)
+class LoginQueueFull(StoreUnavailable):
+    """Too many slow password checks are waiting: a temporary failure, try again later."""
 
 
-async def verify_password_async(stored: str, password: bytes) -> bool:
-    """``verify_password`` without blocking the loop: slow schemes run in worker threads.
+@dataclass(eq=False, slots=True)
+class _Job:
+    verify: Callable[[str, bytes], object]
+    stored: str
+    password: bytes
+    client: str | None
+    future: asyncio.Future[bool]
+
+    def settle(self, result: bool | None, error: BaseException | None) -> None:
+        # Runs on the job's loop; the waiter may have gone (client disconnected) meanwhile.
+        if self.future.done():
+            return
+        if error is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(bool(result))
+
+
+class SlowHashQueue:
+    """Slow password checks waiting for a hashing thread, served round-robin by client address.
+
+    A client address has at most one check running at a time and, once it finishes, goes to
+    the back of the rotation: however many checks one address floods in, a check from another
+    address waits for at most one hash per thread. Bounds keep a flood from costing memory
+    and time without end: ``size`` checks waiting in all and ``per_client`` waiting or
+    running for one address; over either, ``LoginQueueFull`` (a ``StoreUnavailable``, so every
+    protocol answers its temporary failure). Checks with no known address (``client=None``,
+    e.g. an embedder that does not say) share no fairness and no per-address bound.
+
+    The threads are the process's ``HASH_THREADS`` hashing threads; the event loop only
+    enqueues and is woken with each result, so it never waits for a hash.
+    """
+
+    def __init__(self, size: int = 256, per_client: int = 4) -> None:
+        if size < 1 or per_client < 1:
+            raise ValueError("login queue bounds must be at least 1")
+        self.size = size
+        self.per_client = per_client
+        self._reset()
+        _live_queues.add(self)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        # Clients with checks waiting and none running, in serving order.
+        self._rotation: OrderedDict[str | None, deque[_Job]] = OrderedDict()
+        # Waiting checks of clients that have one running: they rejoin the rotation after it.
+        self._parked: dict[str, deque[_Job]] = {}
+        self._waiting = 0
+        self._per_client: Counter[str] = Counter()
+        self._drainers = 0
+
+    @property
+    def waiting(self) -> int:
+        """How many checks wait for a thread now."""
+        return self._waiting
+
+    async def verify(self, stored: str, password: bytes, client: str | None = None) -> bool:
+        """``verify_password`` in a hashing thread, after the checks ahead of it in fair order."""
+        loop = asyncio.get_running_loop()
+        job = _Job(seikyou_auth.verify_password, stored, password, client, loop.create_future())
+        with self._lock:
+            if client is not None and self._per_client[client] >= self.per_client:
+                raise LoginQueueFull("too many password checks waiting for one address")
+            if self._waiting >= self.size:
+                raise LoginQueueFull("too many password checks waiting")
+            if client is not None:
+                self._per_client[client] += 1
+            self._enqueue(job)
+            start_drainer = self._drainers < HASH_THREADS
+            if start_drainer:
+                self._drainers += 1
+        if start_drainer:
+            _slow_hash_pool().submit(self._drain)
+        try:
+            return await job.future
+        except asyncio.CancelledError:
+            self._withdraw(job)
+            raise
+
+    def _enqueue(self, job: _Job) -> None:
+        self._waiting += 1
+        if job.client is not None and job.client in self._parked:
+            self._parked[job.client].append(job)
+        elif job.client in self._rotation:
+            self._rotation[job.client].append(job)
+        else:
+            self._rotation[job.client] = deque((job,))
+
+    def _withdraw(self, job: _Job) -> None:
+        """Drop a check whose waiter is gone, unless a thread has already taken it."""
+        with self._lock:
+            jobs = self._rotation.get(job.client)
+            if (jobs is None or job not in jobs) and job.client is not None:
+                jobs = self._parked.get(job.client)
+            if jobs is None or job not in jobs:
+                return
+            jobs.remove(job)
+            self._waiting -= 1
+            self._release(job.client)
+            if not jobs and self._rotation.get(job.client) is jobs:
+                del self._rotation[job.client]
+
+    def _release(self, client: str | None) -> None:
+        if client is not None:
+            self._per_client[client] -= 1
+            if self._per_client[client] <= 0:
+                del self._per_client[client]
+
+    def _next_job(self) -> _Job | None:
+        if not self._rotation:
+            return None
+        client, jobs = next(iter(self._rotation.items()))
+        job = jobs.popleft()
+        self._waiting -= 1
+        del self._rotation[client]
+        if client is None:
+            if jobs:  # no address, no fairness to keep: the rest may run in parallel
+                self._rotation[None] = jobs
+        else:
+            self._parked[client] = jobs
+        return job
+
+    def _finished(self, client: str | None) -> None:
+        self._release(client)
+        if client is None:
+            return
+        jobs = self._parked.pop(client)
+        if jobs:
+            self._rotation[client] = jobs
+
+    def _drain(self) -> None:
+        """One hashing thread's turn: run checks until none waits."""
+        while True:
+            with self._lock:
+                job = self._next_job()
+                if job is None:
+                    self._drainers -= 1
+                    return
+            result: bool | None = None
+            error: BaseException | None = None
+            try:
+                result = bool(job.verify(job.stored, job.password))
+            except Exception as raised:  # handed to the waiting coroutine, raised there
+                error = raised
+            finally:
+                with self._lock:
+                    self._finished(job.client)
+            # A loop closed meanwhile has nobody left to tell.
+            with contextlib.suppress(RuntimeError):
+                job.future.get_loop().call_soon_threadsafe(job.settle, result, error)
+
+
+_live_queues: weakref.WeakSet[SlowHashQueue] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A forked server worker inherits the pool and queues but not their threads.
+    _slow_hash_pool.cache_clear()
+    for queue in _live_queues:
+        queue._reset()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+_default_queue = SlowHashQueue()
+
+
+async def verify_password_async(stored: str, password: bytes, *, client: str | None = None) -> bool:
+    """``verify_password`` without blocking the loop: slow schemes wait in a ``SlowHashQueue``.
 
     The Rust backend releases the GIL while hashing; in the Python backend bcrypt and
     argon2-cffi do, and the pure-Python SHA-crypt yields at the interpreter's switch interval.
+    This module's queue (256 waiting, 4 per client) serves callers that have none of their
+    own; ``Authenticator`` keeps one sized by the server's limits.
     """
-    verify = seikyou_auth.verify_password
+    return await verify_with(_default_queue, stored, password, client=client)
+
+
+async def verify_with(
+    queue: SlowHashQueue, stored: str, password: bytes, *, client: str | None = None
+) -> bool:
+    """Fast schemes inline (cheaper than a thread hop); slow ones through ``queue``."""
     if isinstance(stored, str) and is_slow(stored):
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(_slow_hash_pool(), verify, stored, password)
-    else:
-        result = verify(stored, password)
-    return bool(result)
+        return await queue.verify(stored, password, client)
+    return bool(seikyou_auth.verify_password(stored, password))

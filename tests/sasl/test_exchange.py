@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 import seikyou_auth
-from seikyou_auth import schemes
 from seikyou_auth.accounts import Account, PasswdFileStore
 from seikyou_auth.errors import StoreUnavailable
 from seikyou_auth.sasl import (
@@ -205,54 +204,6 @@ def test_apop_needs_a_plaintext_scheme(authenticator: Authenticator) -> None:
     assert run(check("ma10001a", b"kagi")) is None
     assert run(check("ma10003c", b"hidden")) is None
     assert run(check("ghost", b"kagi pass")) is None
-
-
-def _spy_on_verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The schemes of every stored value a password is checked against, in order."""
-    verified: list[str] = []
-    real_verify = schemes.verify_password_async
-
-    async def spy(stored: str, password: bytes) -> bool:
-        verified.append(schemes.scheme_of(stored))
-        return await real_verify(stored, password)
-
-    monkeypatch.setattr(schemes, "verify_password_async", spy)
-    return verified
-
-
-def test_every_failure_costs_the_costliest_scheme_whatever_was_looked_up_last(
-    authenticator: Authenticator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    verified = _spy_on_verifications(monkeypatch)
-    run(authenticator.check_password("ma10001a", b"wrong"))  # {PLAIN}: cheap on its own
-    run(authenticator.check_password("nobody", b"kagi pass"))
-    run(authenticator.check_password("ma10003c", b"wrong"))  # {SHA256-CRYPT}
-    run(authenticator.check_password("nobody", b"hidden"))
-    assert verified == [
-        "PLAIN",
-        "SHA512-CRYPT",
-        "SHA512-CRYPT",
-        "SHA256-CRYPT",
-        "SHA512-CRYPT",
-        "SHA512-CRYPT",
-    ]
-    verified.clear()
-    assert run(authenticator.check_password("ma10001a", b"kagi pass")) is not None
-    assert verified == ["PLAIN"]  # a success costs only its own check
-
-
-def test_a_costlier_account_becomes_the_decoy(
-    tmp_path: Path, active_backend: ModuleType, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    argon = active_backend.hash_password(b"slow secret", "ARGON2ID")
-    passwd = tmp_path / "passwd"
-    passwd.write_text(f"ma10001a:{{PLAIN}}kagi:::\nma10009z:{argon}:::\n")
-    authenticator = Authenticator(PasswdFileStore(passwd, domain=DOMAIN))
-    verified = _spy_on_verifications(monkeypatch)
-    run(authenticator.check_password("ma10009z", b"wrong"))
-    run(authenticator.check_password("ghost", b"wrong"))
-    run(authenticator.check_password("ma10001a", b"wrong"))
-    assert verified == ["ARGON2ID", "ARGON2ID", "PLAIN", "ARGON2ID"]
 
 
 class _FixedStore:
