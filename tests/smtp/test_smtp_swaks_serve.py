@@ -117,7 +117,7 @@ def test_serve_with_embedded_default(tmp_path: Path, backend: str) -> None:
         process.terminate()
         assert process.wait(30) == 0
     log = (tmp_path / "serve.log").read_text()
-    assert "mechanism=PLAIN client=127.0.0.1 tls=yes result=ok" in log
+    assert "result=ok mechanism=PLAIN client=127.0.0.1 tls=yes" in log
     assert PASSWORD not in log
 
 

@@ -145,7 +145,9 @@ class SeikyouAuthSMTP(SMTP):
         return await self._exchange("PLAIN", args)
 
     async def _exchange(self, mechanism: str, args: list[str]) -> AuthResult:
-        sasl = SaslServer(mechanism, self.authenticator, self.hostname)
+        sasl = SaslServer(
+            mechanism, self.authenticator, self.hostname, client=self._peer_address() or None
+        )
         initial_response = args[1].encode("utf-8", "surrogateescape") if len(args) > 1 else None
         outcome = await sasl.start(initial_response)
         while isinstance(outcome, Challenge):

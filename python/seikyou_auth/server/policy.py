@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
 import time
 from collections.abc import Iterable
 
@@ -19,6 +20,7 @@ __all__ = [
     "FailureDelay",
     "Policy",
     "log_login_attempt",
+    "quoted",
 ]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -105,6 +107,16 @@ class FailureDelay:
         if delay > 0:
             await asyncio.sleep(delay)
 
+    def is_penalised(self, addr: str) -> bool:
+        """Whether ``addr``'s next failure will be delayed for failures it already had.
+
+        The login layer spends no decoy hashing on such an address (``Authenticator``).
+        """
+        if self.policy.is_trusted(addr):
+            return False
+        count, last = self._failures.get(addr, (0, 0.0))
+        return count > 0 and time.monotonic() - last <= self.forget_after
+
     def reset(self, addr: str) -> None:
         self._failures.pop(addr, None)
 
@@ -151,17 +163,66 @@ class BadCommandBudget:
         return self.count >= self.limit
 
 
+# Every character a log reader could misread: quotes and backslashes (which would end or
+# escape the quoted value), controls (a CR/LF would forge a whole line), and anything
+# outside printable ASCII (terminals and filters disagree about it).
+_UNSAFE_IN_QUOTES = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
+_NAMED_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_TOKEN = re.compile(r"[A-Za-z0-9._:%-]+")
+CLIENT_TEXT_MAX = 255
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED_ESCAPES.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def quoted(text: str) -> str:
+    """Client-supplied text as one logfmt value: in double quotes, escaped, cut to 255 chars."""
+    return '"' + _UNSAFE_IN_QUOTES.sub(_escape, text[:CLIENT_TEXT_MAX]) + '"'
+
+
+def _word(text: str) -> str:
+    # The server's own values are single tokens; anything else is shown as client text.
+    return text if _TOKEN.fullmatch(text) else quoted(text)
+
+
 def log_login_attempt(
-    protocol: str, username: str | None, mechanism: str, addr: str, tls: bool, result: str
+    protocol: str,
+    username: str | None,
+    mechanism: str,
+    addr: str,
+    tls: bool,
+    result: str,
+    *,
+    elapsed_ms: int | None = None,
+    service: str | None = None,
 ) -> None:
-    """The one log line per login attempt. Never pass a secret: only names and outcomes."""
-    shown = "-" if username is None else repr(username)[1:-1][:255]
-    login_log.info(
-        "%s login user=%s mechanism=%s client=%s tls=%s result=%s",
-        protocol,
-        shown,
-        mechanism,
-        addr,
-        "yes" if tls else "no",
-        result,
-    )
+    """The one log line per login attempt (logfmt). Never pass a secret: only names and outcomes.
+
+    The server's own fields come first, the client-supplied ones last and always quoted, so
+    a user name such as ``x client=203.0.113.9 result=ok`` stays inside ``user="..."``:
+    ``smtp login result=failed mechanism=PLAIN client=127.0.0.5 tls=yes ms=3 user="x"``.
+    ``result`` is one of ``ok failed malformed cancelled unavailable cleartext-refused
+    too-long in-use mailbox-error``.
+    """
+    if not login_log.isEnabledFor(logging.INFO):
+        return
+    fields = [
+        f"{_word(protocol)} login result={_word(result)}",
+        f"mechanism={_word(mechanism)} client={_word(addr)} tls={'yes' if tls else 'no'}",
+    ]
+    if elapsed_ms is not None:
+        fields.append(f"ms={elapsed_ms}")
+    if service is not None:
+        fields.append(f"service={quoted(service)}")
+    fields.append("user=-" if username is None else f"user={quoted(username)}")
+    login_log.info("%s", " ".join(fields))

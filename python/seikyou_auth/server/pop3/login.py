@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import cast
 
 import seikyou_auth
@@ -58,10 +59,11 @@ async def stls(session: Session, argument: bytes) -> None:
 
 
 async def user(session: Session, argument: bytes) -> None:
+    name = _text(argument)
     if not session.cleartext_allowed:
+        _log(session, name, "USER", "cleartext-refused")
         await session.send(_CLEARTEXT_REFUSED)
         return
-    name = _text(argument)
     if not name:
         await session.bad_command(replies.err("Usage: USER name"))
         return
@@ -77,12 +79,15 @@ async def pass_(session: Session, argument: bytes) -> None:
         # Also where cleartext is refused: USER never took a name there.
         await session.bad_command(replies.err("No USER given"))
         return
+    started = time.monotonic()
     try:
-        account = await session.ctx.authenticator.check_password(name, argument)
+        account = await session.ctx.authenticator.check_password(
+            name, argument, client=session.peer
+        )
     except StoreUnavailable:
-        await _unavailable(session, name, "USER")
+        await _unavailable(session, name, "USER", started)
         return
-    await _finish(session, "USER", name, account)
+    await _finish(session, "USER", name, account, started)
 
 
 async def apop(session: Session, argument: bytes) -> None:
@@ -94,14 +99,15 @@ async def apop(session: Session, argument: bytes) -> None:
     if not name or not _APOP_DIGEST.fullmatch(digest):
         await session.bad_command(replies.err("Usage: APOP name digest"))
         return
+    started = time.monotonic()
     try:
         account = await session.ctx.authenticator.check_apop(
-            name, session.apop_timestamp, digest.decode("ascii")
+            name, session.apop_timestamp, digest.decode("ascii"), client=session.peer
         )
     except StoreUnavailable:
-        await _unavailable(session, name, "APOP")
+        await _unavailable(session, name, "APOP", started)
         return
-    await _finish(session, "APOP", name, account)
+    await _finish(session, "APOP", name, account, started)
 
 
 async def auth(session: Session, argument: bytes) -> None:
@@ -113,54 +119,64 @@ async def auth(session: Session, argument: bytes) -> None:
     mechanism = mechanism_bytes.decode("ascii", "replace").upper()
     if mechanism not in mechanisms:
         if mechanism in session.ctx.config.pop3.auth_mechanisms:
+            _log(session, None, mechanism, "cleartext-refused")
             await session.send(_CLEARTEXT_REFUSED)
         else:
             await session.bad_command(replies.err("Unsupported authentication mechanism"))
         return
-    sasl = SaslServer(mechanism, session.ctx.authenticator, session.ctx.config.hostname)
+    sasl = SaslServer(
+        mechanism, session.ctx.authenticator, session.ctx.config.hostname, client=session.peer
+    )
+    started = time.monotonic()
     outcome = await sasl.start(initial or None)
     while isinstance(outcome, Challenge):
         await session.send(b"+ " + seikyou_auth.encode_challenge(outcome.data) + b"\r\n")
         try:
             line = await session.read_line(SASL_RESPONSE_MAX)
         except LineTooLong:
-            outcome = Failure(FailureReason.MALFORMED, sasl.username)
-            break
+            await _malformed(session, sasl.username, mechanism, started, "too-long")
+            return
         if line is None:
             session.done = True
             return
         outcome = await sasl.step(line)
     if isinstance(outcome, Success):
-        await _finish(session, mechanism, outcome.username, outcome.account)
+        await _finish(session, mechanism, outcome.username, outcome.account, started)
     else:
-        await _sasl_failed(session, mechanism, outcome)
+        await _sasl_failed(session, mechanism, outcome, started)
 
 
-async def _sasl_failed(session: Session, mechanism: str, failure: Failure) -> None:
+async def _sasl_failed(session: Session, mechanism: str, failure: Failure, started: float) -> None:
     if failure.reason is FailureReason.UNAVAILABLE:
-        await _unavailable(session, failure.username, mechanism)
+        await _unavailable(session, failure.username, mechanism, started)
     elif failure.reason is FailureReason.CANCELLED:
-        _log(session, failure.username, mechanism, "cancelled")
+        _log(session, failure.username, mechanism, failure.reason.value, started)
         await session.send(replies.err("Authentication cancelled"))
     elif failure.reason is FailureReason.MALFORMED:
-        _log(session, failure.username, mechanism, "malformed")
-        await session.ctx.failure_delay.failed(session.peer)
-        await session.send(replies.err("Malformed authentication response", "AUTH"))
+        await _malformed(session, failure.username, mechanism, started, failure.reason.value)
     else:
-        await _finish(session, mechanism, failure.username, None)
+        await _finish(session, mechanism, failure.username, None, started)
+
+
+async def _malformed(
+    session: Session, name: str | None, mechanism: str, started: float, result: str
+) -> None:
+    _log(session, name, mechanism, result, started)
+    await session.ctx.failure_delay.failed(session.peer)
+    await session.send(replies.err("Malformed authentication response", "AUTH"))
 
 
 async def _finish(
-    session: Session, mechanism: str, name: str | None, account: Account | None
+    session: Session, mechanism: str, name: str | None, account: Account | None, started: float
 ) -> None:
     """Answer a completed credential check: delay failures, lock the mailbox on success."""
     if account is None:
-        _log(session, name, mechanism, "failed")
+        _log(session, name, mechanism, FailureReason.CREDENTIALS.value, started)
         await session.ctx.failure_delay.failed(session.peer)
         await session.send(_AUTH_FAILED)
         return
     result = await _open_mailbox(session, account)
-    _log(session, name, mechanism, result)
+    _log(session, name, mechanism, result, started)
     if result == "in-use":
         await session.send(replies.err("Mailbox is locked by another POP3 session", "IN-USE"))
     elif result != "ok":
@@ -183,23 +199,30 @@ async def _open_mailbox(session: Session, account: Account) -> str:
         return "mailbox-error"
     session.mailbox = mailbox  # from here on the session releases the lock however it ends
     try:
-        if mailbox.has_new_mail:
-            await asyncio.to_thread(mailbox.load)
-        else:
-            mailbox.load()
+        # Listing walks the whole maildir (30,000 messages: over 100 ms): never on the loop.
+        await asyncio.to_thread(mailbox.load)
     except OSError:
         session.release_mailbox()
         return "mailbox-error"
     return "ok"
 
 
-async def _unavailable(session: Session, name: str | None, mechanism: str) -> None:
-    _log(session, name, mechanism, "unavailable")
+async def _unavailable(session: Session, name: str | None, mechanism: str, started: float) -> None:
+    _log(session, name, mechanism, FailureReason.UNAVAILABLE.value, started)
     await session.send(_UNAVAILABLE)
 
 
-def _log(session: Session, name: str | None, mechanism: str, result: str) -> None:
-    log_login_attempt("pop3", name, mechanism, session.peer, session.tls_active, result)
+def _log(
+    session: Session,
+    name: str | None,
+    mechanism: str,
+    result: str,
+    started: float | None = None,
+) -> None:
+    elapsed_ms = None if started is None else int((time.monotonic() - started) * 1000)
+    log_login_attempt(
+        "pop3", name, mechanism, session.peer, session.tls_active, result, elapsed_ms=elapsed_ms
+    )
 
 
 def _text(data: bytes) -> str | None:

@@ -52,7 +52,7 @@ async def auth_command(session: Session, argument: str) -> None:
         return
     if mechanism in CLEARTEXT_MECHANISMS and not session.cleartext_allowed():
         log_login_attempt(
-            "smtp", None, mechanism, session.peer, session.tls_active, "refused-cleartext"
+            "smtp", None, mechanism, session.peer, session.tls_active, "cleartext-refused"
         )
         session.reply(replies.AUTH_ENCRYPTION_REQUIRED)
         return
@@ -62,38 +62,39 @@ async def auth_command(session: Session, argument: str) -> None:
 
 async def _exchange(session: Session, mechanism: str, initial: bytes | None) -> None:
     ctx = session.ctx
-    sasl = SaslServer(mechanism, ctx.authenticator, ctx.hostname)
+    sasl = SaslServer(mechanism, ctx.authenticator, ctx.hostname, client=session.peer)
     started = time.monotonic()
+
+    def log(result: str) -> None:
+        elapsed_ms = int((time.monotonic() - started) * 1000)
+        log_login_attempt(
+            "smtp",
+            sasl.username,
+            mechanism,
+            session.peer,
+            session.tls_active,
+            result,
+            elapsed_ms=elapsed_ms,
+        )
+
     outcome = await sasl.start(initial)
     while isinstance(outcome, Challenge):
         session.reply(b"334 " + seikyou_auth.encode_challenge(outcome.data) + b"\r\n")
         try:
             line = await session.lines.line(SASL_RESPONSE_MAX)
         except LineTooLong:
-            log_login_attempt(
-                "smtp", sasl.username, mechanism, session.peer, session.tls_active, "too-long"
-            )
+            log("too-long")
             session.reply(replies.AUTH_LINE_TOO_LONG)
             return
         outcome = await sasl.step(line.rstrip(b"\r\n"))
-    elapsed_ms = int((time.monotonic() - started) * 1000)
     if isinstance(outcome, Success):
         session.account = outcome.account
         ctx.failure_delay.reset(session.peer)
-        log_login_attempt(
-            "smtp", outcome.username, mechanism, session.peer, session.tls_active, "ok"
-        )
+        log("ok")
         session.reply(replies.AUTH_OK)
         return
     assert isinstance(outcome, Failure)
-    log_login_attempt(
-        "smtp",
-        outcome.username,
-        mechanism,
-        session.peer,
-        session.tls_active,
-        f"{outcome.reason.value} ({elapsed_ms} ms)",
-    )
+    log(outcome.reason.value)
     if outcome.reason is FailureReason.CREDENTIALS:
         session.flush()
         await ctx.failure_delay.failed(session.peer)
