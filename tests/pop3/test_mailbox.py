@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import poplib
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
+from pop3kit import INSIDE, SPARE_PASSWORD, Pop3Server
 
 from seikyou_auth.server.mailbox import (
     LOCK_FILE,
     Mailbox,
     MailboxLocked,
+    Message,
     MessageVanished,
     to_crlf,
 )
 from seikyou_auth.server.maildir import MaildirStore
+
+# The thread in which tests/serverkit.py runs the server's event loop.
+SERVER_LOOP_THREAD = "seikyou-test-server"
 
 
 def deliver(root: Path, content: bytes) -> Path:
@@ -182,3 +189,37 @@ def test_foreign_files_in_cur_are_sized_and_get_a_valid_uidl(tmp_path: Path) -> 
 def test_to_crlf_keeps_crlf_and_lone_cr() -> None:
     assert to_crlf(b"a\nb\r\nc\rd\r\r\n") == b"a\r\nb\r\nc\rd\r\r\n"
     assert to_crlf(to_crlf(b"x\n\n")) == b"x\r\n\r\n"
+
+
+def test_listing_and_reading_never_run_on_the_event_loop(
+    server: Pop3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both take time in the mailbox's size (30,000 messages: over 100 ms of listing), which
+    # would stall every other session of the server: they belong in worker threads.
+    threads: list[tuple[str, str]] = []
+    real_load, real_read = Mailbox.load, Mailbox.read
+
+    def load(mailbox: Mailbox) -> None:
+        threads.append(("load", threading.current_thread().name))
+        real_load(mailbox)
+
+    def read(mailbox: Mailbox, message: Message) -> bytes:
+        threads.append(("read", threading.current_thread().name))
+        return real_read(mailbox, message)
+
+    monkeypatch.setattr(Mailbox, "load", load)
+    monkeypatch.setattr(Mailbox, "read", read)
+    user = server.spare_user()
+    server.deliver(user, b"Subject: small\n\n.dot line\nbody\n")
+    client = poplib.POP3(INSIDE, server.port(), timeout=10)
+    try:
+        client.user(user)
+        client.pass_(SPARE_PASSWORD)
+        assert client.retr(1)[1] == [b"Subject: small", b"", b".dot line", b"body"]
+        assert client.top(1, 0)[1] == [b"Subject: small", b""]
+        assert client.top(1, 1)[1] == [b"Subject: small", b"", b".dot line"]
+        client.quit()
+    finally:
+        client.close()
+    assert [what for what, _ in threads] == ["load", "read", "read", "read"]
+    assert SERVER_LOOP_THREAD not in {name for _, name in threads}, threads

@@ -124,7 +124,6 @@ class Mailbox:
         self._cur = os.path.join(self._root, "cur")
         self._new = os.path.join(self._root, "new")
         self._lock_fd: int | None = lock_fd
-        self._new_names: list[str] | None = None
         self.messages: list[Message] = []
 
     @classmethod
@@ -160,18 +159,12 @@ class Mailbox:
             raise
         return cls(path, lock_fd)
 
-    @property
-    def has_new_mail(self) -> bool:
-        """Whether ``load`` will have files to read and move (worth doing off the event loop)."""
-        self._new_names = _visible_files(self._new)
-        return bool(self._new_names)
-
     def load(self) -> None:
-        """Move new mail to cur/ and number every message."""
-        new_names = self._new_names
-        self._new_names = None
-        if new_names is None:
-            new_names = _visible_files(self._new)
+        """Move new mail to cur/ and number every message.
+
+        Blocking, in time linear in the number of messages: servers call it in a thread.
+        """
+        new_names = _visible_files(self._new)
         if new_names:
             self._move_to_cur(new_names)
         entries: list[tuple[str, int]] = []
@@ -238,7 +231,10 @@ class Mailbox:
         return None
 
     def read(self, message: Message) -> bytes:
-        """The message with CRLF line ends; ``MessageVanished`` when its file is gone."""
+        """The message with CRLF line ends; ``MessageVanished`` when its file is gone.
+
+        Blocking, in time linear in the message's size: servers call it in a thread.
+        """
         for _ in range(2):
             try:
                 return to_crlf(_read(message.file))

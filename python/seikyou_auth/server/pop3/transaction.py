@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from seikyou_auth.server.mailbox import Mailbox, Message, MessageVanished
 from seikyou_auth.server.pop3 import replies
@@ -12,9 +13,6 @@ from seikyou_auth.server.pop3.session import Session, State
 __all__ = ["dele", "list_", "noop", "quit", "retr", "rset", "stat", "top", "uidl"]
 
 log = logging.getLogger("seikyou_auth.pop3")
-
-# Reading a bigger message happens off the event loop so other sessions keep running.
-_READ_INLINE_MAX = 64 * 1024
 
 
 def _mailbox(session: Session) -> Mailbox:
@@ -40,13 +38,21 @@ async def _message(session: Session, text: bytes) -> Message | None:
     return message
 
 
-async def _read(session: Session, message: Message) -> bytes | None:
-    """The message's CRLF content, or None after answering -ERR when it vanished."""
+async def _read(
+    session: Session, message: Message, render: Callable[[bytes], bytes]
+) -> bytes | None:
+    """``render`` of the message's CRLF content, or None after answering -ERR when it vanished.
+
+    Reading, converting and dot-stuffing a message costs time in its size, which has no bound
+    small enough for the event loop: all of it runs in a thread.
+    """
     mailbox = _mailbox(session)
+
+    def read_and_render() -> bytes:
+        return render(mailbox.read(message))
+
     try:
-        if message.size <= _READ_INLINE_MAX:
-            return mailbox.read(message)
-        return await asyncio.to_thread(mailbox.read, message)
+        return await asyncio.to_thread(read_and_render)
     except MessageVanished:
         log.warning("pop3 message %s vanished from %s", message.uidl, mailbox.path)
         await session.send(replies.err(f"Message {message.number} is no longer in the mailbox"))
@@ -84,9 +90,13 @@ async def retr(session: Session, argument: bytes) -> None:
     message = await _message(session, argument)
     if message is None:
         return
-    data = await _read(session, message)
-    if data is not None:
-        await session.send(replies.ok(f"{len(data)} octets") + replies.stuffed_message(data))
+    body = await _read(session, message, _retr_reply)
+    if body is not None:
+        await session.send(body)
+
+
+def _retr_reply(data: bytes) -> bytes:
+    return replies.ok(f"{len(data)} octets") + replies.stuffed_message(data)
 
 
 async def top(session: Session, argument: bytes) -> None:
@@ -98,9 +108,13 @@ async def top(session: Session, argument: bytes) -> None:
     message = await _message(session, parts[0])
     if message is None:
         return
-    data = await _read(session, message)
-    if data is not None:
-        await session.send(replies.ok("Top of message follows") + _top(data, lines))
+    body = await _read(session, message, lambda data: _top_reply(data, lines))
+    if body is not None:
+        await session.send(body)
+
+
+def _top_reply(data: bytes, lines: int) -> bytes:
+    return replies.ok("Top of message follows") + _top(data, lines)
 
 
 def _top(data: bytes, lines: int) -> bytes:
