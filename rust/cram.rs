@@ -16,6 +16,10 @@ const MD5_INIT: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
 /// Longest hostname accepted in a msg-id (a DNS name's limit).
 const MAX_HOSTNAME_LEN: usize = 253;
 
+/// What a hostname that cannot go into a msg-id gets.
+pub const NOT_A_HOSTNAME: Error =
+    Error::InvalidArgument("hostname must be a domain name (letters, digits, '-', '_', '.')");
+
 /// `<DIGITS.UNIXTIME@hostname>` with 20 decimal digits from the OS CSPRNG: an RFC 2195
 /// challenge and an RFC 1939 APOP timestamp alike.
 ///
@@ -29,9 +33,7 @@ pub fn msg_id(hostname: &str) -> Result<Vec<u8>> {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
     if hostname.len() > MAX_HOSTNAME_LEN || !hostname.split('.').all(label_ok) {
-        return Err(Error::InvalidArgument(
-            "hostname must be a domain name (letters, digits, '-', '_', '.')",
-        ));
+        return Err(NOT_A_HOSTNAME);
     }
     let digits = random_digits()?;
     Ok(format!("<{digits:020}.{}@{hostname}>", unix_time()).into_bytes())

@@ -12,7 +12,9 @@ pub mod schemes;
 mod properties;
 
 use pyo3::exceptions::{PyOSError, PyValueError};
-use pyo3::PyErr;
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+use pyo3::Borrowed;
 
 pyo3::import_exception!(seikyou_auth.errors, SaslError);
 pyo3::import_exception!(seikyou_auth.errors, SaslCancelled);
@@ -35,12 +37,32 @@ fn ascii(hex: &[u8]) -> &str {
     std::str::from_utf8(hex).expect("hex digits are ASCII")
 }
 
+/// A client's hex digest as octets. A `str` holding a lone surrogate has no UTF-8 form, and is
+/// not hex either: it becomes the empty digest, which matches nothing (as in the twin).
+fn digest_octets<'a>(digest: &'a Bound<'_, PyString>) -> &'a [u8] {
+    digest.to_str().map_or(&[], str::as_bytes)
+}
+
+/// A scheme name argument. A `str` with a lone surrogate is no known name: it is kept, lossily,
+/// to be refused as `UnsupportedScheme` as the twin does, not as PyO3's `UnicodeEncodeError`.
+struct SchemeName(String);
+
+impl FromPyObject<'_, '_> for SchemeName {
+    type Error = PyErr;
+
+    fn extract(object: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
+        Ok(SchemeName(
+            object.cast::<PyString>()?.to_string_lossy().into_owned(),
+        ))
+    }
+}
+
 #[pyo3::pymodule]
 mod _core {
     use pyo3::prelude::*;
     use pyo3::types::{PyBytes, PyString};
 
-    use super::{apop, ascii, cram, ct, error, sasl, schemes};
+    use super::{apop, ascii, cram, ct, digest_octets, error, sasl, schemes, SchemeName};
 
     #[pymodule_export]
     const LOGIN_CHALLENGES: (&[u8], &[u8]) = sasl::LOGIN_CHALLENGES;
@@ -107,7 +129,11 @@ mod _core {
     }
 
     #[pyfunction]
-    fn cram_md5_challenge<'py>(py: Python<'py>, hostname: &str) -> PyResult<Bound<'py, PyBytes>> {
+    fn cram_md5_challenge<'py>(
+        py: Python<'py>,
+        hostname: &Bound<'py, PyString>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let hostname = hostname.to_str().map_err(|_| cram::NOT_A_HOSTNAME)?;
         Ok(PyBytes::new(py, &cram::challenge(hostname)?))
     }
 
@@ -136,17 +162,29 @@ mod _core {
     }
 
     #[pyfunction]
-    fn cram_md5_verify(secret: &[u8], challenge: &[u8], digest: &str) -> bool {
-        cram::verify(secret, challenge, digest.as_bytes())
+    fn cram_md5_verify(secret: &[u8], challenge: &[u8], digest: &Bound<'_, PyString>) -> bool {
+        cram::verify(secret, challenge, digest_octets(digest))
     }
 
     #[pyfunction]
-    fn cram_md5_verify_prepared(state: &[u8], challenge: &[u8], digest: &str) -> PyResult<bool> {
-        Ok(cram::verify_prepared(state, challenge, digest.as_bytes())?)
+    fn cram_md5_verify_prepared(
+        state: &[u8],
+        challenge: &[u8],
+        digest: &Bound<'_, PyString>,
+    ) -> PyResult<bool> {
+        Ok(cram::verify_prepared(
+            state,
+            challenge,
+            digest_octets(digest),
+        )?)
     }
 
     #[pyfunction]
-    fn apop_timestamp<'py>(py: Python<'py>, hostname: &str) -> PyResult<Bound<'py, PyBytes>> {
+    fn apop_timestamp<'py>(
+        py: Python<'py>,
+        hostname: &Bound<'py, PyString>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let hostname = hostname.to_str().map_err(|_| cram::NOT_A_HOSTNAME)?;
         Ok(PyBytes::new(py, &apop::timestamp(hostname)?))
     }
 
@@ -156,8 +194,8 @@ mod _core {
     }
 
     #[pyfunction]
-    fn apop_verify(timestamp: &[u8], secret: &[u8], digest: &str) -> bool {
-        apop::verify(timestamp, secret, digest.as_bytes())
+    fn apop_verify(timestamp: &[u8], secret: &[u8], digest: &Bound<'_, PyString>) -> bool {
+        apop::verify(timestamp, secret, digest_octets(digest))
     }
 
     #[pyfunction]
@@ -167,9 +205,9 @@ mod _core {
 
     /// Slow schemes hash with the GIL released so other threads (and the event loop) run.
     #[pyfunction]
-    #[pyo3(signature = (password, scheme = "SHA512-CRYPT"))]
-    fn hash_password(py: Python<'_>, password: &[u8], scheme: &str) -> PyResult<String> {
-        let scheme = schemes::Scheme::parse(scheme)?;
+    #[pyo3(signature = (password, scheme = SchemeName("SHA512-CRYPT".to_owned())))]
+    fn hash_password(py: Python<'_>, password: &[u8], scheme: SchemeName) -> PyResult<String> {
+        let scheme = schemes::Scheme::parse(&scheme.0)?;
         if scheme.is_slow() {
             Ok(py.detach(|| scheme.hash(password))?)
         } else {
@@ -178,7 +216,20 @@ mod _core {
     }
 
     #[pyfunction]
-    fn verify_password(py: Python<'_>, stored: &str, password: &[u8]) -> PyResult<bool> {
+    fn verify_password(
+        py: Python<'_>,
+        stored: &Bound<'_, PyString>,
+        password: &[u8],
+    ) -> PyResult<bool> {
+        let stored = match stored.to_str() {
+            Ok(stored) => stored,
+            Err(not_utf8) => {
+                // A lone surrogate: the scheme is judged first, as the twin does, so an
+                // unknown one is named; a known one with such a value is the encoding error.
+                schemes::Stored::parse(&stored.to_string_lossy())?;
+                return Err(not_utf8);
+            }
+        };
         let parsed = schemes::Stored::parse(stored)?;
         if parsed.is_slow() {
             Ok(py.detach(|| parsed.verify(password))?)

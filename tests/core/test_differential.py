@@ -6,15 +6,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seikyou_auth._pure import _md5
-from seikyou_auth.errors import SaslError
+from seikyou_auth.errors import SaslError, UnsupportedScheme
 
 # The backend fixtures return immutable modules, so sharing them across examples is safe.
 fixture_settings = settings(
@@ -237,3 +239,168 @@ def test_cram_md5_response_parses_back(
     response = backend.cram_md5_response(username, key, challenge)
     digest = hmac.new(key, challenge, "md5").hexdigest()
     assert backend.parse_cram_md5_response(response) == (username, digest)
+
+
+# --- every other export, both backends on arbitrary input ----------------------------------------
+
+# Code points the two backends could meet differently: lone surrogates (PyO3 cannot make them
+# UTF-8), and letters whose Unicode upper case is ASCII: dotless i, long s, the "st" ligature.
+SURROGATES_AND_CONTROLS = ["\ud800", "\udfff", "\u212a", "é", "\x00", "\r\n", " "]
+UPPER_CASE_IS_ASCII = ["\u0131", "\u017f", "\ufb06"]
+
+
+def texts(odd: list[str]) -> st.SearchStrategy[str]:
+    return st.lists(st.one_of(st.characters(), st.sampled_from(odd)), max_size=24).map("".join)
+
+
+any_text = texts(SURROGATES_AND_CONTROLS + UPPER_CASE_IS_ASCII)
+# The twin upper-cases scheme names with str.upper(), so "{pla\u0131n}" is PLAIN to it but not to
+# Dovecot or the Rust core: test_scheme_names_are_ascii_case_insensitive below, xfail until fixed.
+scheme_text = texts(SURROGATES_AND_CONTROLS)
+hostnames = st.one_of(
+    st.from_regex(r"[A-Za-z0-9_-]{1,12}(\.[A-Za-z0-9_-]{1,12}){0,3}", fullmatch=True),
+    st.text(alphabet="az09._- <>@\r\n\x00é[]:", max_size=20),
+    any_text,
+    st.integers(1, 5).map(lambda n: ".".join(["h" * 50] * n)),
+)
+scheme_names = st.one_of(
+    st.tuples(
+        st.sampled_from(
+            "PLAIN CLEAR CRAM-MD5 SHA256-CRYPT SHA512-CRYPT SSHA256 SSHA512 PBKDF2 BLF-CRYPT"
+            " ARGON2ID CRYPT MD5-CRYPT SHA1".split()
+        ),
+        st.sampled_from(["", ".b64", ".BASE64", ".hex", ".Hex", ".x", ".b64.hex", "."]),
+        st.booleans(),
+    ).map(lambda t: (t[0] + t[1]).lower() if t[2] else t[0] + t[1]),
+    st.tuples(
+        st.sampled_from(["plain", "ssha256.hex", "crypt", "pbkdf2.b64"]),
+        st.sampled_from(SURROGATES_AND_CONTROLS),
+    ).map(lambda t: t[0].replace("i", t[1]).replace("s", t[1], 1)),
+    scheme_text,
+)
+crypt_text = st.text(alphabet="./0123456789ABCXYZabcxyz$:;*!\\ é", max_size=90)
+# Shaped like each scheme's values, with minimal costs (the twin hashes in Python).
+stored_values = st.one_of(
+    st.tuples(
+        st.sampled_from(["$5$", "$6$", "$5$rounds=1000$", "$6$rounds=1000$", "$6$rounds=0999$"]),
+        crypt_text,
+    ).map("".join),
+    st.tuples(
+        st.sampled_from(["$2a$04$", "$2b$04$", "$2x$04$", "$2y$04$", "$2y$4$", "$2q$04$"]),
+        st.text(alphabet="./0123456789ABCXYZabcxyz", min_size=50, max_size=56),
+    ).map("".join),
+    st.tuples(
+        st.sampled_from(
+            ["$argon2id$v=19$m=8,t=1,p=1$", "$argon2i$v=19$m=8,t=1,p=1$", "$argon2id$m=8,t=1,p=1$"]
+        ),
+        st.binary(max_size=16).map(lambda b: base64.b64encode(b).decode().rstrip("=")),
+        st.binary(max_size=32).map(lambda b: base64.b64encode(b).decode().rstrip("=")),
+    ).map(lambda t: f"{t[0]}{t[1]}${t[2]}"),
+    st.tuples(
+        st.text(alphabet="./0123456789Aaz$", max_size=18),
+        st.sampled_from(["1", "2", "01", "", "x"]),
+        st.text(alphabet="0123456789abcdefABCDEFg", min_size=38, max_size=42),
+    ).map(lambda t: f"$1${t[0]}${t[1]}${t[2]}"),
+    st.text(alphabet="ABCXYZabcxyz0123456789+/= \t\r\n", max_size=100),
+    st.text(alphabet="0123456789abcdefABCDEF", min_size=62, max_size=66),
+    scheme_text,
+)
+stored_passwords = st.one_of(st.binary(max_size=40), st.sampled_from([b"test", b"", b"\x00"]))
+
+
+def stored_with(name: str, value: str, braces: bool) -> str:
+    return f"{{{name}}}{value}" if braces else value
+
+
+@fixture_settings
+@given(hostname=hostnames)
+def test_backends_build_msg_ids_alike(
+    rust_and_python: tuple[ModuleType, ModuleType], hostname: str
+) -> None:
+    rust, python = rust_and_python
+    for name in ("cram_md5_challenge", "apop_timestamp"):
+        rust_result = outcome(getattr(rust, name), hostname)
+        python_result = outcome(getattr(python, name), hostname)
+        assert rust_result[0] == python_result[0], (name, rust_result, python_result)
+        if rust_result[0] == "error":
+            assert rust_result == python_result, name
+            continue
+        shape = rb"<\d{20}\.\d{10,}@" + re.escape(hostname.encode()) + rb">"
+        assert re.fullmatch(shape, rust_result[1]), (name, rust_result)
+        assert re.fullmatch(shape, python_result[1]), (name, python_result)
+
+
+@settings(fixture_settings, max_examples=300)
+@given(name=scheme_names, value=stored_values, braces=st.booleans(), password=stored_passwords)
+def test_backends_verify_any_stored_value_alike(
+    rust_and_python: tuple[ModuleType, ModuleType],
+    name: str,
+    value: str,
+    braces: bool,
+    password: bytes,
+) -> None:
+    rust, python = rust_and_python
+    stored = stored_with(name, value, braces)
+    assert outcome(rust.verify_password, stored, password) == outcome(
+        python.verify_password, stored, password
+    )
+
+
+@fixture_settings
+@given(name=scheme_names, password=st.binary(max_size=40))
+def test_backends_hash_alike(
+    rust_and_python: tuple[ModuleType, ModuleType], name: str, password: bytes
+) -> None:
+    """Same refusals, and what one backend hashes the other verifies."""
+    rust, python = rust_and_python
+    if name.upper().startswith("ARGON2ID"):
+        password = password[:4]  # 64 MiB per hash: keep these examples few and cheap otherwise
+    rust_result = outcome(rust.hash_password, password, name)
+    python_result = outcome(python.hash_password, password, name)
+    assert rust_result[0] == python_result[0], (rust_result, python_result)
+    if rust_result[0] == "error":
+        assert rust_result == python_result
+        return
+    for stored, other in ((rust_result[1], python), (python_result[1], rust)):
+        assert stored.split("}")[0] == python_result[1].split("}")[0]
+        assert other.verify_password(stored, password) is True, stored
+        assert other.verify_password(stored, password + b"!") is False, stored
+
+
+@fixture_settings
+@given(key=keys, message=messages, digest=any_text, username=any_text)
+def test_backends_take_any_text_alike(
+    rust_and_python: tuple[ModuleType, ModuleType],
+    key: bytes,
+    message: bytes,
+    digest: str,
+    username: str,
+) -> None:
+    rust, python = rust_and_python
+    state = python.cram_md5_prepare(key)
+    for name, arguments in [
+        ("cram_md5_verify", (key, message, digest)),
+        ("cram_md5_verify_prepared", (state, message, digest)),
+        ("cram_md5_verify_prepared", (state[:31], message, digest)),
+        ("apop_verify", (message, key, digest)),
+        ("cram_md5_response", (username, key, message)),
+    ]:
+        assert outcome(getattr(rust, name), *arguments) == outcome(
+            getattr(python, name), *arguments
+        ), name
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the twin's parse_scheme uses str.upper(); Dovecot and the Rust core compare ASCII only",
+)
+@pytest.mark.parametrize("name", ["pla\u0131n", "\u017fsha256", "PLAIN.ba\u017fe64"])
+def test_scheme_names_are_ascii_case_insensitive(
+    rust_and_python: tuple[ModuleType, ModuleType], name: str
+) -> None:
+    for backend in rust_and_python:
+        assert outcome(backend.verify_password, f"{{{name}}}test", b"test") == (
+            "error",
+            UnsupportedScheme,
+        ), backend.__name__
+        assert outcome(backend.hash_password, b"test", name) == ("error", UnsupportedScheme)
