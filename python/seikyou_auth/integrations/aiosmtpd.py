@@ -15,18 +15,19 @@ own ``Controller`` runs ``SMTP``::
 Every exchange is driven by :class:`seikyou_auth.sasl.SaslServer`, the same one the
 seikyou-auth servers use; a successful login leaves that exchange's
 :class:`~seikyou_auth.sasl.Success` (the account and the name the client typed) in
-``session.auth_data``. aiosmtpd's ``authenticator``/``auth_callback`` are not consulted.
+``session.auth_data``. aiosmtpd's ``authenticator`` callback and ``auth_callback`` have no
+place here: passing either raises ``TypeError`` when the server is built.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 try:
     from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import SMTP, AuthResult, Session
+    from aiosmtpd.smtp import SMTP, AuthResult, Session, syntax
 except ImportError as missing:
     raise ImportError(
         "seikyou_auth.integrations.aiosmtpd needs aiosmtpd, which is an optional extra: "
@@ -73,6 +74,23 @@ class FailureDelayPolicy(Protocol):
     def reset(self, address: str) -> None: ...
 
 
+def _refuse_login_callbacks(smtp_kwargs: dict[str, Any]) -> None:
+    for keyword in ("authenticator", "auth_callback"):
+        if keyword in smtp_kwargs:
+            _refuse_login_callback(keyword, smtp_kwargs[keyword])
+
+
+def _refuse_login_callback(keyword: str, value: object) -> NoReturn:
+    # aiosmtpd's login callbacks cannot serve CRAM-MD5 nor be awaited; accepting one would
+    # only fail at the first AUTH, with a traceback instead of a reply.
+    raise TypeError(
+        f"{keyword} got a {type(value).__name__}: seikyou-auth checks logins against an account "
+        "store, not with aiosmtpd's authenticator/auth_callback callbacks; pass "
+        "authenticator=seikyou_auth.sasl.Authenticator(store) to SeikyouAuthSMTP, or the "
+        "store to SeikyouAuthController"
+    )
+
+
 class _Session(Session):
     """aiosmtpd's Session, minus one log line per login.
 
@@ -107,6 +125,9 @@ class SeikyouAuthSMTP(SMTP):
         failure_delay: FailureDelayPolicy | None,
         **smtp_kwargs: Any,
     ) -> None:
+        if not isinstance(authenticator, Authenticator):
+            _refuse_login_callback("authenticator", authenticator)
+        _refuse_login_callbacks(smtp_kwargs)
         super().__init__(handler, **smtp_kwargs)
         self.authenticator = authenticator
         self.failure_delay = failure_delay
@@ -128,6 +149,7 @@ class SeikyouAuthSMTP(SMTP):
             assert self.session is not None
             self.session.ssl = {name: transport.get_extra_info(name) for name in _TLS_EXTRA_INFO}
 
+    @syntax("AUTH <mechanism>")  # HELP lists only commands that carry their syntax
     async def smtp_AUTH(self, arg: str) -> None:
         # RFC 4954 mechanism names are case-insensitive; aiosmtpd compares them exactly.
         if arg:
@@ -228,6 +250,7 @@ class SeikyouAuthController(Controller):
         failure_delay: FailureDelayPolicy | None = None,
         **smtp_kwargs: Any,
     ) -> None:
+        _refuse_login_callbacks(smtp_kwargs)
         super().__init__(
             handler, hostname=hostname, port=port, ssl_context=ssl_context, **smtp_kwargs
         )
