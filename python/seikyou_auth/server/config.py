@@ -34,6 +34,9 @@ CLEARTEXT_SETTINGS = ("always", "tls-or-trusted", "never")
 TLS_MODES = ("none", "starttls", "implicit")
 MECHANISM_NAMES = ("CRAM-MD5", "PLAIN", "LOGIN")
 DOVECOT_FAILURE_DELAYS = (2.0, 4.0, 8.0, 15.0)
+LISTENER_PROTOCOLS = ("smtp", "pop3", "auth")
+# Dovecot's default for its auth sockets: only the owner may connect.
+DEFAULT_SOCKET_MODE = 0o600
 
 T = TypeVar("T")
 
@@ -44,15 +47,20 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class ListenerConfig:
-    protocol: str  # "smtp" | "pop3"
-    role: str | None  # smtp: "mx" | "submission"; pop3: None
+    protocol: str  # "smtp" | "pop3" | "auth"
+    role: str | None  # smtp: "mx" | "submission"; others: None
     address: str
     port: int
-    tls: str  # "none" | "starttls" | "implicit"
+    tls: str  # "none" | "starttls" | "implicit"; auth: "none"
+    # auth on a UNIX socket (address and port unused): its absolute path and permission bits.
+    path: Path | None = None
+    mode: int = DEFAULT_SOCKET_MODE
 
     @property
     def label(self) -> str:
         kind = self.protocol if self.role is None else f"{self.protocol}/{self.role}"
+        if self.path is not None:
+            return f"{kind} on {self.path} (mode {self.mode:04o})"
         return f"{kind} on {self.address}:{self.port} (tls={self.tls})"
 
 
@@ -178,7 +186,7 @@ def _build(raw: Mapping[str, Any], base: Path, source: str) -> Config:
     )
     listeners = _listeners(raw.get("listener"), source)
     workers = reader.integer("workers", 1, minimum=1, maximum=64)
-    if workers > 1 and any(listener.port == 0 for listener in listeners):
+    if workers > 1 and any(listener.port == 0 and listener.path is None for listener in listeners):
         raise ConfigError(f"{source}: workers > 1 needs fixed ports (a listener has port 0)")
     return Config(
         hostname=_hostname(reader),
@@ -290,29 +298,76 @@ def _listeners(raw: Any, source: str) -> tuple[ListenerConfig, ...]:
         listeners.append(_listener(_Reader(entry, f"listener #{index}.", source)))
     seen: set[tuple[str, int]] = set()
     for listener in listeners:
-        key = (listener.address, listener.port)
-        if listener.port and key in seen:
-            raise ConfigError(f"{source}: two listeners on {listener.address}:{listener.port}")
+        if listener.path is not None:
+            key = (str(listener.path), -1)
+            if key in seen:
+                raise ConfigError(f"{source}: two listeners on {listener.path}")
+        else:
+            key = (listener.address, listener.port)
+            if listener.port and key in seen:
+                raise ConfigError(f"{source}: two listeners on {listener.address}:{listener.port}")
         seen.add(key)
     return tuple(listeners)
 
 
 def _listener(reader: _Reader) -> ListenerConfig:
+    protocol = reader.choice("protocol", LISTENER_PROTOCOLS, None)
+    if protocol == "auth":
+        return _auth_listener(reader)
     reader.reject_unknown({"protocol", "role", "address", "port", "tls"})
-    protocol = reader.choice("protocol", ("smtp", "pop3"), None)
     role: str | None = None
     if protocol == "smtp":
         role = reader.choice("role", ("mx", "submission"), None)
     elif "role" in reader.raw:
         raise ConfigError(f"{reader.where('role')}: only smtp listeners have a role")
+    address = _listen_address(reader)
+    port = reader.integer("port", None, minimum=0, maximum=65535)
+    tls = reader.choice("tls", TLS_MODES, "starttls")
+    return ListenerConfig(protocol, role, address, port, tls)
+
+
+def _auth_listener(reader: _Reader) -> ListenerConfig:
+    """A Dovecot auth-protocol socket: a UNIX socket (``path``, ``mode``) or TCP on loopback."""
+    reader.reject_unknown({"protocol", "address", "port", "path", "mode", "tls"})
+    # Postfix and Exim speak this protocol in cleartext, passwords included.
+    reader.choice("tls", ("none",), "none")
+    if "path" in reader.raw:
+        for key in ("address", "port"):
+            if key in reader.raw:
+                raise ConfigError(f"{reader.where(key)}: an auth listener has a path or a port")
+        path = Path(reader.text("path", None))
+        if not path.is_absolute():
+            raise ConfigError(f"{reader.where('path')}: must be an absolute path")
+        return ListenerConfig("auth", None, "", 0, "none", path, _socket_mode(reader))
+    if "mode" in reader.raw:
+        raise ConfigError(f"{reader.where('mode')}: only a UNIX socket (path) has a mode")
+    address = _listen_address(reader)
+    if not ipaddress.ip_address(address).is_loopback:
+        raise ConfigError(
+            f"{reader.where('address')}: an auth listener carries passwords in cleartext;"
+            " use a loopback address or a UNIX socket (path)"
+        )
+    port = reader.integer("port", None, minimum=0, maximum=65535)
+    return ListenerConfig("auth", None, address, port, "none")
+
+
+def _socket_mode(reader: _Reader) -> int:
+    text = reader.text("mode", f"{DEFAULT_SOCKET_MODE:04o}")
+    if not 3 <= len(text) <= 4 or any(char not in "01234567" for char in text):
+        raise ConfigError(f'{reader.where("mode")}: {text!r} is not an octal mode like "0660"')
+    mode = int(text, 8)
+    if mode & 0o7000:
+        raise ConfigError(f"{reader.where('mode')}: only permission bits (at most 0777)")
+    return mode
+
+
+def _listen_address(reader: _Reader) -> str:
     address = reader.text("address", "127.0.0.1")
     try:
         ipaddress.ip_address(address)
     except ValueError:
         raise ConfigError(f"{reader.where('address')}: {address!r} is not an IP address") from None
-    port = reader.integer("port", None, minimum=0, maximum=65535)
-    tls = reader.choice("tls", TLS_MODES, "starttls")
-    return ListenerConfig(protocol, role, address, port, tls)
+    return address
 
 
 def _network(text: str, source: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
