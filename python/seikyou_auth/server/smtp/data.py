@@ -41,38 +41,58 @@ class MessageFlood(Exception):
 
 
 class _Receiver:
+    """What DATA has received so far; the outcome does not depend on how TCP split it."""
+
     def __init__(self, spool: Spool, max_size: int) -> None:
         self.spool = spool
         self.max_size = max_size
-        self.size = 0  # with CRLF line ends, as SIZE (RFC 1870) counts
-        self.refused: DataRefused | None = None
+        self.size = 0  # after dot-unstuffing, with CRLF line ends, as SIZE (RFC 1870) counts
+        self.too_big = False
+        self.too_long = False
+        self.bare = False
         self.eight_bit = False
+        self.at_line_start = True
         self.after_crlf = True  # data starts after the DATA command, however that ended
 
+    @property
+    def refused(self) -> DataRefused | None:
+        if self.too_big:
+            return DataRefused.TOO_BIG
+        if self.too_long:
+            return DataRefused.LINE_TOO_LONG
+        if self.bare:
+            return DataRefused.BARE_LINE_END
+        return None
+
     async def block(self, block: bytes) -> None:
-        """Whole lines, starting at a line start (unless already refused)."""
+        """Whole lines (the first possibly the rest of an overlong one)."""
         if not block:
             return
-        self.after_crlf = block.endswith(b"\r\n")
-        if self.refused is not None:
-            return
-        if _LONG_LINE.search(block):
-            self.refused = DataRefused.LINE_TOO_LONG
-            return
+        stuffed = block.count(b"\n.") + (self.at_line_start and block.startswith(b"."))
+        self.size += len(block) - stuffed
+        self.too_big = self.too_big or self.size > self.max_size
+        self.too_long = self.too_long or _LONG_LINE.search(block) is not None
         line_ends = block.count(b"\r\n")
         if block.count(b"\n") != line_ends or block.count(b"\r") != line_ends:
-            self.refused = DataRefused.BARE_LINE_END
-            return
-        data = block.replace(b"\r\n", b"\n")
-        if data.startswith(b"."):
-            data = data[1:]
-        data = data.replace(b"\n.", b"\n")
-        self.size += len(data) + line_ends
-        if self.size > self.max_size:
-            self.refused = DataRefused.TOO_BIG
-            return
-        self.eight_bit = self.eight_bit or not data.isascii()
-        await self.spool.write(data)
+            self.bare = True
+        if self.refused is None:
+            data = block.replace(b"\r\n", b"\n")
+            if data.startswith(b"."):
+                data = data[1:]
+            data = data.replace(b"\n.", b"\n")
+            self.eight_bit = self.eight_bit or not data.isascii()
+            await self.spool.write(data)
+        self.at_line_start = True
+        self.after_crlf = block.endswith(b"\r\n")
+
+    def overlong(self, dropped: bytes) -> None:
+        """Part of a line already too long, thrown away (its last octet stays buffered)."""
+        stuffed = self.at_line_start and dropped.startswith(b".")
+        self.size += len(dropped) - stuffed
+        self.too_big = self.too_big or self.size > self.max_size
+        # A bare CR in it would not change the reply: a line too long is named first.
+        self.too_long = True
+        self.at_line_start = False
 
 
 async def receive_message(
@@ -80,7 +100,8 @@ async def receive_message(
 ) -> tuple[DataRefused | None, bool]:
     """Read up to CRLF.CRLF into ``spool``: (why it was refused or None, whether it has 8-bit).
 
-    ``spool`` holds the message with LF line ends when nothing was refused.
+    ``spool`` holds the message with LF line ends when nothing was refused. When several
+    things are wrong, the reply names the first of: too big, line too long, bare CR/LF.
     """
     receiver = _Receiver(spool, max_size)
     flood = 2 * max_size + _FLOOD_MARGIN
@@ -88,7 +109,8 @@ async def receive_message(
     try:
         while True:
             buffered = lines.buffered
-            if receiver.after_crlf and buffered.startswith(b".\r\n"):
+            at_end = receiver.at_line_start and receiver.after_crlf
+            if at_end and buffered.startswith(b".\r\n"):
                 lines.drop(3)
                 break
             end = buffered.find(_END)
@@ -99,12 +121,10 @@ async def receive_message(
             last_line_end = buffered.rfind(b"\n")
             if last_line_end >= 0:
                 await receiver.block(lines.consume(last_line_end + 1))
-            if len(lines.buffered) >= TEXT_LINE_MAX:
-                # The line so far is already too long: keep only its last octet, which tells
-                # whether a CRLF.CRLF could start with the coming LF.
-                receiver.refused = receiver.refused or DataRefused.LINE_TOO_LONG
-                receiver.after_crlf = False
-                lines.drop(len(lines.buffered) - 1)
+            partial = len(lines.buffered)
+            if partial >= TEXT_LINE_MAX or (partial > 1 and not receiver.at_line_start):
+                # Keep only the last octet: whether a CRLF.CRLF can start with the coming LF.
+                receiver.overlong(lines.consume(partial - 1))
             await lines.fill()
             if lines.data_received > flood:
                 raise MessageFlood
