@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seikyou_auth.server.maildir import Spool, durable_write, fsync_dir, unique_name
+from seikyou_auth.server.serverlog import quote
 
 __all__ = ["Envelope", "MailQueue", "QueuedMessage", "RelayTask"]
 
@@ -195,11 +196,11 @@ class RelayTask:
         retry = tuple(rcpt for rcpt, (code, _) in refused.items() if 400 <= code < 500)
         for rcpt, (code, text) in refused.items():
             if code >= 500:
-                log.error("relay: smarthost refused <%s>: %d %r", rcpt, code, text)
+                log.error("relay: smarthost refused to=%s: %d %r", quote(rcpt), code, text)
         log.info(
-            "relayed %s from <%s> to %d recipient(s)",
+            "relayed %s from=%s recipients=%d",
             queued.path.name,
-            envelope.sender,
+            quote(envelope.sender),
             len(envelope.recipients) - len(refused),
         )
         if retry:
