@@ -130,9 +130,25 @@ def _store_location(config_path: str | None) -> tuple[Path, str | None]:
 
 
 def _accounts(path: Path, domain: str | None) -> dict[str, Account]:
-    from seikyou_auth.accounts import PasswdFileStore
+    """The accounts as an editor sees them: bad lines, which stop the servers, do not stop
+    the commands that repair the file."""
+    from seikyou_auth.accounts.passwd_file import read_file
 
-    return {account.name: account for account in PasswdFileStore(path, domain).accounts()}
+    return read_file(path, domain).accounts
+
+
+def _warn_of_bad_lines(path: Path, domain: str | None) -> None:
+    from seikyou_auth.accounts.passwd_file import read_file
+
+    bad_lines = read_file(path, domain).bad_lines
+    for number, why in bad_lines:
+        print(f"{PROG}: warning: {path}:{number}: {why}", file=sys.stderr)
+    if bad_lines:
+        print(
+            f"{PROG}: warning: servers answer every login 'try again later' until these lines "
+            f"are fixed: edit them, or remove an account's line with '{PROG} user del NAME'",
+            file=sys.stderr,
+        )
 
 
 def _new_stored(args: argparse.Namespace, default_scheme: str) -> str:
@@ -164,26 +180,30 @@ def _cmd_user_add(args: argparse.Namespace) -> int:
         raise UserExists(f"user {name} already exists in {path}")
     name = add_user(path, domain, args.name, _new_stored(args, "SHA512-CRYPT"))
     print(f"added {name} to {path}")
+    _warn_of_bad_lines(path, domain)
     return 0
 
 
 def _cmd_user_passwd(args: argparse.Namespace) -> int:
     from seikyou_auth import SCHEMES
     from seikyou_auth._pure._schemes import split_stored
-    from seikyou_auth.accounts.editing import set_password
+    from seikyou_auth.accounts.editing import find_line, set_password
     from seikyou_auth.accounts.passwd_file import canonical_name
     from seikyou_auth.schemes import scheme_of
 
     path, domain = _store_location(args.config)
     name = canonical_name(args.name, domain)
     account = _accounts(path, domain).get(name)
-    if account is None:
+    # A line the parser rejects (e.g. an unknown scheme) is repaired by a new password.
+    if account is None and find_line(path, domain, name) is None:
         raise CliError(f"no user {name} in {path}")
-    # Keep the scheme and its encoding, so the mechanisms that worked for this account still do.
-    keep = scheme_of(account.password) in SCHEMES
-    default = split_stored(account.password)[0] if keep else "SHA512-CRYPT"
+    default = "SHA512-CRYPT"
+    if account is not None and scheme_of(account.password) in SCHEMES:
+        # Keep the scheme and its encoding, so the mechanisms that worked still do.
+        default = split_stored(account.password)[0]
     set_password(path, domain, name, _new_stored(args, default))
     print(f"changed the password of {name}")
+    _warn_of_bad_lines(path, domain)
     return 0
 
 
@@ -192,6 +212,7 @@ def _cmd_user_del(args: argparse.Namespace) -> int:
 
     path, domain = _store_location(args.config)
     print(f"deleted {delete_user(path, domain, args.name)} from {path}")
+    _warn_of_bad_lines(path, domain)
     return 0
 
 
@@ -201,6 +222,7 @@ def _cmd_user_list(args: argparse.Namespace) -> int:
     path, domain = _store_location(args.config)
     for account in _accounts(path, domain).values():
         print(f"{account.name}\t{scheme_of(account.password)}")
+    _warn_of_bad_lines(path, domain)
     return 0
 
 

@@ -319,3 +319,37 @@ def test_user_passwd_keeps_the_encoding_too(config: Path) -> None:
     stored = passwd_of(config).read_text().split(":")[1]
     assert stored.startswith("{PLAIN.B64}")
     assert doveadm_verifies(stored, "c:d")
+
+
+def test_user_commands_repair_a_file_that_stops_the_servers(config: Path) -> None:
+    # A bad line makes the servers answer every login "try again later"; the commands that
+    # fix the file must still work on it, and say what is wrong without showing the line.
+    path = passwd_of(config)
+    path.parent.mkdir()
+    path.write_text(
+        "ma10001a:{PLAIN}one::::::\n"
+        "bad name:{PLAIN}TOPSECRET::::::\n"
+        "garbage-TOPSECRET\n"
+        "ma10002b:{NOSUCH}TOPSECRET::::::\n"
+    )
+    listed = user(config, "list")
+    assert listed.returncode == 0
+    assert listed.stdout.decode().splitlines() == ["ma10001a\tPLAIN"]
+    warnings = listed.stderr.decode()
+    for number, why in ((2, "user name must be"), (3, "no password field"), (4, "scheme")):
+        assert f"{path}:{number}: " in warnings and why in warnings
+    assert "try again later" in warnings and "user del" in warnings
+    assert "TOPSECRET" not in warnings and "Traceback" not in warnings
+
+    added = user(config, "add", "ma10003c", password=b"three\n")
+    assert added.returncode == 0 and f"{path}:2: " in added.stderr.decode()
+    assert user(config, "del", "bad name").returncode == 0
+    assert user(config, "passwd", "ma10002b", password=b"two\n").returncode == 0
+    path.write_text(path.read_text().replace("garbage-TOPSECRET\n", ""))
+    listed = user(config, "list")
+    assert listed.stderr == b""
+    assert listed.stdout.decode().splitlines() == [
+        "ma10001a\tPLAIN",
+        "ma10002b\tSHA512-CRYPT",
+        "ma10003c\tSHA512-CRYPT",
+    ]

@@ -108,47 +108,93 @@ def test_secrets_never_appear_in_repr(passwd: Path) -> None:
     assert "apop-user" not in repr(PasswdFileStore(passwd, DOMAIN))
 
 
-def test_malformed_lines_are_skipped_with_their_line_numbers(
+def _replace_atomically(path: Path, text: str) -> None:
+    temporary = path.with_suffix(".new")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+BAD_DEPLOY = (
+    b"# comment\n"
+    b"good1:{PLAIN}pw-one::::::\n"
+    b"no-password-field-TOPSECRET\n"
+    b":{PLAIN}nameless-TOPSECRET\n"
+    b"bad name:{PLAIN}spaced-TOPSECRET\n"
+    b"unknown:{NOSUCH}TOPSECRET\n"
+    b"latin1:{PLAIN}\xe9TOPSECRET\n"
+    b"Good1:{PLAIN}duplicate-TOPSECRET\n"
+    b"\n"
+    b"good2:{PLAIN}pw-two\r\n"
+)
+
+
+def _store_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_malformed_line_makes_the_whole_store_unavailable_naming_the_lines(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Garbage in the file is a bad deploy: guessing which accounts survived it would tell
+    # the MX that real users do not exist (550, mail bounced). Every lookup is a temporary
+    # failure instead, for the good accounts too, until the file is fixed.
     path = tmp_path / "passwd"
-    path.write_bytes(
-        b"# comment\n"
-        b"good1:{PLAIN}pw-one::::::\n"
-        b"no-password-field-TOPSECRET\n"
-        b":{PLAIN}nameless-TOPSECRET\n"
-        b"bad name:{PLAIN}spaced-TOPSECRET\n"
-        b"unknown:{NOSUCH}TOPSECRET\n"
-        b"latin1:{PLAIN}\xe9TOPSECRET\n"
-        b"Good1:{PLAIN}duplicate-TOPSECRET\n"
-        b"\n"
-        b"good2:{PLAIN}pw-two\r\n"
-    )
-    with caplog.at_level(logging.WARNING, logger="seikyou_auth.accounts"):
-        store = PasswdFileStore(path)
-        assert [account.name for account in store.accounts()] == ["good1", "good2"]
-    warnings = [record.getMessage() for record in caplog.records]
-    assert len(warnings) == 6
-    for number, warning in zip((3, 4, 5, 6, 7, 8), warnings, strict=True):
-        assert f"{path}:{number}:" in warning
-        assert "TOPSECRET" not in warning
-    good2 = lookup(store, "good2")
-    assert good2 is not None and good2.password == "{PLAIN}pw-two"
+    path.write_bytes(BAD_DEPLOY)
+    store = PasswdFileStore(path)
+    with caplog.at_level(logging.INFO, logger="seikyou_auth.accounts"):
+        for name in ("good1", "good2", "nobody", "good1"):
+            with pytest.raises(StoreUnavailable) as raised:
+                lookup(store, name)
+            assert str(raised.value).startswith(f"passwd-file {path}: line 3: no password field")
+        with pytest.raises(StoreUnavailable):
+            store.accounts()
+    (error,) = _store_errors(caplog)  # once per change of the file, not once per lookup
+    for number in (3, 4, 5, 6, 7, 8):
+        assert f"line {number}: " in error
+    assert "already defined on line 2" in error
+    assert "TOPSECRET" not in error and "TOPSECRET" not in str(raised.value)
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="seikyou_auth.accounts"):
+        _replace_atomically(path, "good1:{PLAIN}pw-one::::::\ngood2:{PLAIN}pw-two\r\n")
+        good2 = lookup(store, "good2")
+        assert good2 is not None and good2.password == "{PLAIN}pw-two"
+        assert lookup(store, "nobody") is None
+    assert _store_errors(caplog) == []
+    assert f"passwd-file {path}: 2 accounts" in caplog.text
+
+
+def test_many_bad_lines_are_counted_not_all_listed(tmp_path: Path) -> None:
+    path = tmp_path / "passwd"
+    path.write_text("good:{PLAIN}pw\n" + "garbage\n" * 25)
+    with pytest.raises(StoreUnavailable) as raised:
+        lookup(PasswdFileStore(path), "good")
+    message = str(raised.value)
+    assert "line 2: no password field" in message and "line 11: " in message
+    assert "line 12: " not in message and message.endswith("and 15 more bad lines")
 
 
 @pytest.mark.parametrize(
     "name", ["a/b", "../evil", ".hidden", "a..b", "-dash", "caf\u00e9", "a\\b", "a@b/c", "a@"]
 )
-def test_names_unusable_as_maildir_names_are_skipped(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str
+def test_names_unusable_as_maildir_names_make_the_store_unavailable(
+    tmp_path: Path, name: str
 ) -> None:
     path = tmp_path / "passwd"
-    path.write_text(f"{name}:{{PLAIN}}secret::::::\ngood:{{PLAIN}}pw::::::\n", encoding="utf-8")
-    with caplog.at_level(logging.WARNING, logger="seikyou_auth.accounts"):
-        store = PasswdFileStore(path, DOMAIN)
-        assert [account.name for account in store.accounts()] == ["good"]
-    (warning,) = [record.getMessage() for record in caplog.records]
-    assert f"{path}:1: line skipped: user name must be" in warning
+    path.write_text(f"good:{{PLAIN}}pw::::::\n{name}:{{PLAIN}}secret::::::\n", encoding="utf-8")
+    with pytest.raises(StoreUnavailable, match=r"passwd:? line 2: user name must be"):
+        lookup(PasswdFileStore(path, DOMAIN), "good")
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# all accounts moved elsewhere\n"])
+def test_a_file_without_accounts_is_unavailable(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "passwd"
+    path.write_text(text)
+    store = PasswdFileStore(path)
+    with pytest.raises(StoreUnavailable, match="no accounts"):
+        lookup(store, "anyone")
+    _replace_atomically(path, "anyone:{PLAIN}x\n")
+    assert lookup(store, "anyone") is not None
 
 
 @pytest.mark.parametrize(
@@ -167,12 +213,6 @@ def test_dovecot_style_names_stay_valid(tmp_path: Path, name: str, canonical: st
     path = tmp_path / "passwd"
     path.write_text(f"{name}:{{PLAIN}}secret::::::\n")
     assert [account.name for account in PasswdFileStore(path, DOMAIN).accounts()] == [canonical]
-
-
-def _replace_atomically(path: Path, text: str) -> None:
-    temporary = path.with_suffix(".new")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def test_edits_on_disk_are_picked_up_without_restart(passwd: Path) -> None:
@@ -198,17 +238,21 @@ def test_edits_on_disk_are_picked_up_without_restart(passwd: Path) -> None:
     assert lookup(store, "ma10001a") is not None
 
 
-def test_missing_file_serves_no_accounts_then_appears(
+def test_a_missing_file_is_unavailable_until_it_appears(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "passwd"
     store = PasswdFileStore(path)
     with caplog.at_level(logging.WARNING, logger="seikyou_auth.accounts"):
-        assert lookup(store, "anyone") is None
-        assert lookup(store, "anyone") is None
-    assert sum("does not exist" in record.getMessage() for record in caplog.records) == 1
+        for _ in range(3):
+            with pytest.raises(StoreUnavailable, match="does not exist"):
+                lookup(store, "anyone")
+    assert sum("does not exist" in message for message in _store_errors(caplog)) == 1
     path.write_text("anyone:{PLAIN}x\n")
     assert lookup(store, "anyone") is not None
+    path.unlink()
+    with pytest.raises(StoreUnavailable, match="does not exist"):
+        lookup(store, "anyone")
 
 
 def test_unreadable_file_raises_store_unavailable(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ temporary file in the same directory (mode 0600, the old file's owner kept where
 fsync'd), renaming it over the old one and fsyncing the directory. Readers see the old file or
 the new one, never a mix; two concurrent editors both land because the second reads what the
 first wrote. Lines other than the one
-changed - comments, blank lines, entries the parser skips - are kept byte for byte.
+changed - comments, blank lines, even lines the parser rejects - are kept byte for byte, so the
+commands still work on a file whose bad lines stop the servers, and can repair it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "UserExists",
     "add_user",
     "delete_user",
+    "find_line",
     "set_password",
     "validate_new_name",
 ]
@@ -125,6 +127,12 @@ def _find(lines: list[bytes], name: str, domain: str | None) -> int | None:
         if _line_name(line, domain) == name:
             return index
     return None
+
+
+def find_line(path: Path, domain: str | None, name: str) -> int | None:
+    """The 1-based number of the line naming ``name``, even a line the parser rejects."""
+    index = _find(_read_lines(path), canonical_name(name, domain), domain)
+    return None if index is None else index + 1
 
 
 def _check_stored(stored: str) -> bytes:

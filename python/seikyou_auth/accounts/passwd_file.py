@@ -8,7 +8,9 @@ names are compared lower case and ``name@domain`` means ``name`` for the store's
 line Dovecot would log and skip, or could never authenticate (no password field, an unknown
 scheme, a duplicate), or whose name could not be a maildir directory (lower-cased, anything
 but letters, digits and ``. _ + -``, optionally ``@domain``; a leading ``.``, ``-`` or ``_``;
-``..``) is skipped with a warning naming its line number.
+``..``) makes the whole file unusable to servers until it is fixed (``PasswdFileStore``):
+a file with garbage in it is a bad deploy, and guessing which accounts survived it would
+bounce real users' mail.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from seikyou_auth._pure._schemes import parse_scheme, split_stored
@@ -28,10 +31,12 @@ from seikyou_auth.errors import StoreUnavailable, UnsupportedScheme
 
 __all__ = [
     "MalformedLine",
+    "ParsedFile",
     "PasswdFileStore",
     "canonical_name",
     "parse_line",
     "parse_lines",
+    "read_file",
     "usable_name",
 ]
 
@@ -98,35 +103,48 @@ def parse_line(line: str, domain: str | None) -> Account:
     return Account(name, password, uid, gid, gecos, home, shell, _extra_fields(fields))
 
 
-def parse_lines(lines: Iterable[bytes], domain: str | None, source: str) -> dict[str, Account]:
-    """Accounts by canonical name; each skipped line is logged with ``source:LINE``."""
-    accounts: dict[str, Account] = {}
+@dataclass
+class ParsedFile:
+    """A passwd-file's accounts by canonical name, and its unusable lines as ``(number, why)``;
+    ``why`` never quotes the line, which may hold a password hash."""
+
+    accounts: dict[str, Account] = field(default_factory=dict)
+    bad_lines: list[tuple[int, str]] = field(default_factory=list)
+
+
+def parse_lines(lines: Iterable[bytes], domain: str | None) -> ParsedFile:
+    """Every account of a file's lines, and every line that cannot become one."""
+    parsed = ParsedFile()
     first_seen: dict[str, int] = {}
     for number, raw in enumerate(lines, start=1):
         try:
             line = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
-            logger.warning("%s:%d: line skipped: not valid UTF-8", source, number)
+            parsed.bad_lines.append((number, "not valid UTF-8"))
             continue
         if not is_data_line(line):
             continue
         try:
             account = parse_line(line, domain)
         except MalformedLine as problem:
-            logger.warning("%s:%d: line skipped: %s", source, number, problem)
+            parsed.bad_lines.append((number, str(problem)))
             continue
-        if account.name in accounts:
-            logger.warning(
-                "%s:%d: line skipped: user %s already defined on line %d",
-                source,
-                number,
-                account.name,
-                first_seen[account.name],
-            )
+        if account.name in parsed.accounts:
+            why = f"user {account.name} already defined on line {first_seen[account.name]}"
+            parsed.bad_lines.append((number, why))
             continue
-        accounts[account.name] = account
+        parsed.accounts[account.name] = account
         first_seen[account.name] = number
-    return accounts
+    return parsed
+
+
+def read_file(path: Path, domain: str | None) -> ParsedFile:
+    """The file as editing tools see it: a missing file has no accounts and no bad lines."""
+    try:
+        with open(path, "rb") as handle:
+            return parse_lines(handle.readlines(), domain)
+    except FileNotFoundError:
+        return ParsedFile()
 
 
 _Signature = tuple[int, int, int, int, int]
@@ -145,16 +163,24 @@ class PasswdFileStore:
     """An ``AccountStore`` over a Dovecot passwd-file, re-read whenever the file changes.
 
     Each lookup costs one ``os.stat``; a changed file (inode, size, mtime or ctime), or one
-    changed within the last two seconds, is re-read in a worker thread. A missing file serves
-    no accounts (logged once); a file that exists but cannot be read raises
-    ``StoreUnavailable`` and is retried on the next lookup.
+    changed within the last two seconds, is re-read in a worker thread.
+
+    A file that is missing, unreadable, holds no account or has a line that cannot become an
+    account is a bad deploy, not a statement that nobody exists: every lookup then raises
+    ``StoreUnavailable``, so servers answer "try again later" (SMTP 4xx, POP3 [SYS/TEMP])
+    instead of bouncing real users' mail or refusing their passwords. The trouble is logged
+    once per change of the file, naming the line (never its content), and lookups work again
+    as soon as the file is fixed.
     """
 
     def __init__(self, path: str | os.PathLike[str], domain: str | None = None) -> None:
         self.path = Path(path)
         self.domain = domain.lower() if domain else None
-        self._accounts: dict[str, Account] = {}
+        # What lookups see, replaced in one assignment: a reload in a thread never shows a
+        # lookup new accounts with old trouble (an empty dict and no trouble would say 550).
+        self._view: tuple[dict[str, Account], str | None] = ({}, None)
         self._loaded: _Signature | None = None
+        self._reported: tuple[_Signature | None, str] | None = None
         self._racy = False
         self._reload_lock = threading.Lock()
 
@@ -164,13 +190,22 @@ class PasswdFileStore:
     async def lookup(self, username: str) -> Account | None:
         if self._stale():
             await asyncio.to_thread(self.reload)
-        return self._accounts.get(canonical_name(username, self.domain))
+        accounts, trouble = self._view
+        if trouble is not None:
+            raise StoreUnavailable(trouble)
+        return accounts.get(canonical_name(username, self.domain))
 
     def accounts(self) -> list[Account]:
-        """Every account, in file order, after re-reading the file if it changed."""
+        """Every account, in file order, after re-reading the file if it changed.
+
+        Raises ``StoreUnavailable`` as ``lookup`` does.
+        """
         if self._stale():
             self.reload()
-        return list(self._accounts.values())
+        accounts, trouble = self._view
+        if trouble is not None:
+            raise StoreUnavailable(trouble)
+        return list(accounts.values())
 
     def _stale(self) -> bool:
         return self._racy or self._current_signature() != self._loaded
@@ -181,10 +216,14 @@ class PasswdFileStore:
         except FileNotFoundError:
             return _MISSING
         except OSError as error:
-            raise self._unavailable(error) from None
+            raise self._unavailable(None, f"{error.strerror or error}") from None
 
-    def _unavailable(self, error: OSError) -> StoreUnavailable:
-        return StoreUnavailable(f"passwd-file {self.path}: {error.strerror or error}")
+    def _unavailable(self, signature: _Signature | None, why: str) -> StoreUnavailable:
+        trouble = f"passwd-file {self.path}: {why}"
+        if self._reported != (signature, trouble):
+            self._reported = (signature, trouble)
+            logger.error("%s; every login is answered 'try again later' until it is fixed", trouble)
+        return StoreUnavailable(trouble)
 
     def reload(self) -> None:
         """Read the file now (blocking); normally ``lookup`` calls this when the file changed."""
@@ -197,13 +236,37 @@ class PasswdFileStore:
                         return
                     lines = handle.readlines()
             except FileNotFoundError:
-                if self._loaded != _MISSING:
-                    logger.warning("passwd-file %s does not exist: no accounts", self.path)
-                self._accounts, self._loaded, self._racy = {}, _MISSING, False
+                self._set(_MISSING, {}, "does not exist")
                 return
             except OSError as error:
-                raise self._unavailable(error) from None
-            self._accounts = parse_lines(lines, self.domain, str(self.path))
-            self._loaded = signature
+                # Not remembered as loaded: the next lookup tries again.
+                raise self._unavailable(None, f"{error.strerror or error}") from None
+            parsed = parse_lines(lines, self.domain)
+            self._set(signature, parsed.accounts, _trouble_of(parsed))
             self._racy = abs(time.time_ns() - status.st_mtime_ns) < _RACY_WINDOW_NS
-            logger.info("passwd-file %s: %d accounts", self.path, len(self._accounts))
+
+    def _set(
+        self, signature: _Signature, accounts: dict[str, Account], trouble: str | None
+    ) -> None:
+        if trouble is not None:
+            self._view = ({}, str(self._unavailable(signature, trouble)))
+        else:
+            if self._reported != (signature, ""):
+                self._reported = (signature, "")
+                logger.info("passwd-file %s: %d accounts", self.path, len(accounts))
+            self._view = (accounts, None)
+        self._loaded, self._racy = signature, False
+
+
+_BAD_LINES_SHOWN = 10
+
+
+def _trouble_of(parsed: ParsedFile) -> str | None:
+    """Why servers cannot use a parsed file, naming its bad lines; None when they can."""
+    if parsed.bad_lines:
+        shown = "; ".join(f"line {n}: {why}" for n, why in parsed.bad_lines[:_BAD_LINES_SHOWN])
+        more = len(parsed.bad_lines) - _BAD_LINES_SHOWN
+        return shown + (f"; and {more} more bad lines" if more > 0 else "")
+    if not parsed.accounts:
+        return "no accounts"
+    return None
