@@ -359,11 +359,11 @@ def measure_logins(
             try:
                 times.append(login())
             except (OSError, smtplib.SMTPException, poplib.error_proto) as error:
+                # One failed login already breaks the bound; more would only take time.
                 result.errors.append(repr(error))
-                times.append(float("inf"))
+                result.times.append([*times, float("inf")])
+                return result
         result.times.append(times)
-        if result.errors:
-            return result
         if statistics.median(times) < bound:
             result.attack_ended_early = not still_attacking()
             return result
