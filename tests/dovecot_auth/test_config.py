@@ -74,3 +74,13 @@ def test_two_listeners_on_one_socket_path(tmp_path: Path) -> None:
     listener = {"protocol": "auth", "path": "/run/auth"}
     with pytest.raises(ConfigError, match="two listeners on /run/auth"):
         load(tmp_path, listener, dict(listener))
+
+
+def test_the_postfix_example_config_loads() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "postfix" / "seikyou.toml"
+    config = load_config(str(example))
+    (auth,) = [listener for listener in config.listeners if listener.protocol == "auth"]
+    assert auth.path == Path("/var/spool/postfix/private/seikyou-auth")
+    assert auth.mode == 0o666
+    # Below Postfix's 10 s wait for an answer on the auth socket.
+    assert max(config.limits.failure_delays) < 10

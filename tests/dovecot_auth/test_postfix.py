@@ -33,6 +33,7 @@ import seikyou_auth
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 POSTCAT = shutil.which("postcat") or "/usr/sbin/postcat"
 SWAKS = shutil.which("swaks")
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "postfix"
 
 # Penalties small enough for a test, big enough to tell apart; loopback is not trusted
 # here, so the penalty applies and cleartext needs the "always" setting.
@@ -108,6 +109,8 @@ smtpd_sasl_path = {socket_path}
 smtpd_sasl_authenticated_header = yes
 smtpd_tls_security_level = none
 smtpd_relay_restrictions = permit_sasl_authenticated, reject
+smtpd_sender_login_maps = regexp:{EXAMPLES / "sender_login.regexp"}
+smtpd_sender_restrictions = reject_sender_login_mismatch
 """
     )
     # chroot "n": Postfix's smtpd reaches the socket by its real path.
@@ -205,11 +208,11 @@ def connect(postfix: PostfixInstance, source: str) -> smtplib.SMTP:
     return smtp
 
 
-MESSAGE = b"From: sender@seikyou.ne.jp\r\nTo: someone@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
+MESSAGE = b"To: someone@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
 
 
-def send_and_read_back(postfix: PostfixInstance, smtp: smtplib.SMTP) -> str:
-    smtp.mail("sender@seikyou.ne.jp")
+def send_and_read_back(postfix: PostfixInstance, smtp: smtplib.SMTP, sender: str) -> str:
+    smtp.mail(sender)
     code, _ = smtp.rcpt("someone@example.org")
     assert code == 250
     code, reply = smtp.data(MESSAGE)
@@ -240,7 +243,7 @@ def test_smtplib_authenticates_and_mail_is_queued(
         }
         code, reply = smtp.auth(mechanism, method[mechanism])
         assert (code, reply) == (235, b"2.7.0 Authentication successful")
-        headers = send_and_read_back(postfix, smtp)
+        headers = send_and_read_back(postfix, smtp, f"{user}@seikyou.ne.jp")
     # Postfix names the account seikyou-auth returned, not what the client typed.
     assert re.search(r"\(Authenticated sender: " + user + r"\)", headers), headers
 
@@ -259,7 +262,7 @@ def test_swaks_authenticates(postfix: PostfixInstance, mechanism: str, user: str
             "--local-interface",
             "127.0.0.3",
             "--from",
-            "sender@seikyou.ne.jp",
+            f"{user}@seikyou.ne.jp",
             "--to",
             "someone@example.org",
             "--auth",
@@ -276,6 +279,18 @@ def test_swaks_authenticates(postfix: PostfixInstance, mechanism: str, user: str
     assert done.returncode == 0, done.stdout + done.stderr
     assert "<-  235 2.7.0 Authentication successful" in done.stdout
     assert re.search(r"<-  250 2\.0\.0 Ok: queued as \w+", done.stdout)
+
+
+def test_sender_must_match_the_login_through_the_example_map(postfix: PostfixInstance) -> None:
+    with connect(postfix, "127.0.0.2") as smtp:
+        smtp.login("ALICE@seikyou.ne.jp", ACCOUNTS["alice"][1])
+        smtp.mail("carol@seikyou.ne.jp")
+        code, reply = smtp.rcpt("someone@example.org")
+        assert code == 553, reply
+        assert b"not owned by user alice" in reply
+        smtp.rset()
+        code, _ = smtp.mail("alice@seikyou.ne.jp")
+        assert smtp.rcpt("someone@example.org")[0] == 250
 
 
 def test_wrong_password_gets_535(postfix: PostfixInstance) -> None:
