@@ -87,7 +87,7 @@ class Authenticator:
     An address already being penalised for failed logins (``is_penalised``) gets no decoy and
     no padding: its failures are answered after the penalty delay, which the protocol layer
     applies and which dwarfs a hash; a flood from it costs no hashing beyond real accounts'
-    own checks.
+    own checks, and those wait until no other address's check does.
 
     Slow checks wait in a ``SlowHashQueue`` fair across client addresses and bounded by
     ``login_queue_size`` and ``login_queue_per_address``; a full queue raises
@@ -135,11 +135,11 @@ class Authenticator:
             self._decoy = self._scheme_examples[typical]
             self._decoy_cost = schemes.cost_rank(self._decoy)
 
-    def _spares_hashing(self, client: str | None) -> bool:
+    def _is_penalised_client(self, client: str | None) -> bool:
         return client is not None and self._is_penalised is not None and self._is_penalised(client)
 
     async def _check_decoy(self, password: bytes, client: str | None) -> None:
-        if self._spares_hashing(client):
+        if self._is_penalised_client(client):
             return
         if self._decoy is None:
             self._decoy = await asyncio.to_thread(
@@ -164,7 +164,11 @@ class Authenticator:
     async def _verify(self, account: Account, password: bytes, client: str | None) -> bool:
         try:
             return await schemes.verify_with(
-                self._hash_queue, account.password, password, client=client
+                self._hash_queue,
+                account.password,
+                password,
+                client=client,
+                penalised=self._is_penalised_client(client),
             )
         except UnsupportedScheme:
             # A hand-edited store can hold a crypt(3) format this package does not implement:

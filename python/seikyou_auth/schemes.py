@@ -130,25 +130,33 @@ def is_slow(stored: str) -> bool:
     return scheme_of(stored) in SLOW_SCHEMES
 
 
-_HASH_THREAD_NICENESS = 5
 # One core is left to the event loop; more threads would only queue on the CPU (and ARGON2ID
 # takes 64 MiB each).
 HASH_THREADS = max(1, (os.cpu_count() or 2) - 1)
+# A login answered a few ms later goes unnoticed; a loop that misses its turn on the CPU
+# stalls every connection. Checks for penalised addresses get what the rest leave over.
+_HASH_THREAD_NICENESS = 5
+_PENALISED_THREAD_NICENESS = 19
 
 
-def _lower_thread_priority() -> None:
-    # A login answered a few ms later goes unnoticed; a loop that misses its turn on the CPU
-    # stalls every connection. Linux applies a thread id's niceness to that thread alone.
+def _lower_thread_priority(niceness: int) -> None:
+    # Linux applies a thread id's niceness to that thread alone.
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _HASH_THREAD_NICENESS)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+
+
+def _lane_threads(penalised: bool) -> int:
+    return 1 if penalised else HASH_THREADS
 
 
 @functools.cache
-def _slow_hash_pool() -> ThreadPoolExecutor:
+def _hash_pool(penalised: bool) -> ThreadPoolExecutor:
+    """The hashing threads of one lane: ``HASH_THREADS`` for checks, one for penalised ones."""
     return ThreadPoolExecutor(
-        max_workers=HASH_THREADS,
-        thread_name_prefix="seikyou-auth-hash",
+        max_workers=_lane_threads(penalised),
+        thread_name_prefix="seikyou-auth-hash-penalised" if penalised else "seikyou-auth-hash",
         initializer=_lower_thread_priority,
+        initargs=(_PENALISED_THREAD_NICENESS if penalised else _HASH_THREAD_NICENESS,),
     )
 
 
@@ -163,6 +171,7 @@ class _Job:
     password: bytes
     client: str | None
     future: asyncio.Future[bool]
+    penalised: bool
 
     def settle(self, result: bool | None, error: BaseException | None) -> None:
         # Runs on the job's loop; the waiter may have gone (client disconnected) meanwhile.
@@ -179,14 +188,18 @@ class SlowHashQueue:
 
     A client address has at most one check running at a time and, once it finishes, goes to
     the back of the rotation: however many checks one address floods in, a check from another
-    address waits for at most one hash per thread. Bounds keep a flood from costing memory
-    and time without end: ``size`` checks waiting in all and ``per_client`` waiting or
-    running for one address; over either, ``LoginQueueFull`` (a ``StoreUnavailable``, so every
-    protocol answers its temporary failure). Checks with no known address (``client=None``,
-    e.g. an embedder that does not say) share no fairness and no per-address bound.
+    address waits behind at most one check of each address ahead of it.
 
-    The threads are the process's ``HASH_THREADS`` hashing threads; the event loop only
-    enqueues and is woken with each result, so it never waits for a hash.
+    Checks marked ``penalised`` (from an address whose logins keep failing) have their own
+    lane: one thread at the lowest CPU priority. A hash cannot be interrupted, so sharing the
+    threads would make a subscriber wait for a stranger's ARGON2ID check already running; in
+    their own lane they only take the CPU the other checks leave over.
+
+    Bounds keep a flood from costing memory and time without end: ``size`` checks waiting in
+    all and ``per_client`` waiting or running for one address; over either, ``LoginQueueFull``
+    (a ``StoreUnavailable``, so every protocol answers its temporary failure). Checks with no
+    known address (``client=None``, e.g. an embedder that does not say) share no fairness and
+    no per-address bound. The event loop only enqueues and is woken with each result.
     """
 
     def __init__(self, size: int = 256, per_client: int = 4) -> None:
@@ -199,23 +212,31 @@ class SlowHashQueue:
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
-        # Clients with checks waiting and none running, in serving order.
-        self._rotation: OrderedDict[str | None, deque[_Job]] = OrderedDict()
-        # Waiting checks of clients that have one running: they rejoin the rotation after it.
+        # Per lane (penalised or not): clients with checks waiting and none running, in
+        # serving order. A client's waiting checks go to the lane of the first of them.
+        self._rotations: dict[bool, OrderedDict[str | None, deque[_Job]]] = {
+            False: OrderedDict(),
+            True: OrderedDict(),
+        }
+        # Waiting checks of clients that have one running: they rejoin a rotation after it.
         self._parked: dict[str, deque[_Job]] = {}
         self._waiting = 0
         self._per_client: Counter[str] = Counter()
-        self._drainers = 0
+        self._drainers = {False: 0, True: 0}
 
     @property
     def waiting(self) -> int:
         """How many checks wait for a thread now."""
         return self._waiting
 
-    async def verify(self, stored: str, password: bytes, client: str | None = None) -> bool:
+    async def verify(
+        self, stored: str, password: bytes, client: str | None = None, *, penalised: bool = False
+    ) -> bool:
         """``verify_password`` in a hashing thread, after the checks ahead of it in fair order."""
         loop = asyncio.get_running_loop()
-        job = _Job(seikyou_auth.verify_password, stored, password, client, loop.create_future())
+        job = _Job(
+            seikyou_auth.verify_password, stored, password, client, loop.create_future(), penalised
+        )
         with self._lock:
             if client is not None and self._per_client[client] >= self.per_client:
                 raise LoginQueueFull("too many password checks waiting for one address")
@@ -223,40 +244,54 @@ class SlowHashQueue:
                 raise LoginQueueFull("too many password checks waiting")
             if client is not None:
                 self._per_client[client] += 1
-            self._enqueue(job)
-            start_drainer = self._drainers < HASH_THREADS
-            if start_drainer:
-                self._drainers += 1
+            self._waiting += 1
+            lane = self._enqueue(job)
+            start_drainer = lane is not None and self._claim_drainer(lane)
         if start_drainer:
-            _slow_hash_pool().submit(self._drain)
+            assert lane is not None
+            _hash_pool(lane).submit(self._drain, lane)
         try:
             return await job.future
         except asyncio.CancelledError:
             self._withdraw(job)
             raise
 
-    def _enqueue(self, job: _Job) -> None:
-        self._waiting += 1
+    def _claim_drainer(self, lane: bool) -> bool:
+        """Whether the caller is to start a thread draining ``lane`` (one more is needed)."""
+        if self._drainers[lane] >= _lane_threads(lane):
+            return False
+        self._drainers[lane] += 1
+        return True
+
+    def _enqueue(self, job: _Job) -> bool | None:
+        """Queue ``job``; the lane that has new work, or None when it waits behind its client."""
         if job.client is not None and job.client in self._parked:
             self._parked[job.client].append(job)
-        elif job.client in self._rotation:
-            self._rotation[job.client].append(job)
-        else:
-            self._rotation[job.client] = deque((job,))
+            return None
+        for lane, rotation in self._rotations.items():
+            if job.client in rotation:
+                rotation[job.client].append(job)
+                return lane
+        self._rotations[job.penalised][job.client] = deque((job,))
+        return job.penalised
 
     def _withdraw(self, job: _Job) -> None:
         """Drop a check whose waiter is gone, unless a thread has already taken it."""
         with self._lock:
-            jobs = self._rotation.get(job.client)
-            if (jobs is None or job not in jobs) and job.client is not None:
-                jobs = self._parked.get(job.client)
-            if jobs is None or job not in jobs:
-                return
-            jobs.remove(job)
+            for rotation in self._rotations.values():
+                jobs = rotation.get(job.client)
+                if jobs is not None and job in jobs:
+                    jobs.remove(job)
+                    if not jobs:
+                        del rotation[job.client]
+                    break
+            else:
+                parked = None if job.client is None else self._parked.get(job.client)
+                if parked is None or job not in parked:
+                    return
+                parked.remove(job)
             self._waiting -= 1
             self._release(job.client)
-            if not jobs and self._rotation.get(job.client) is jobs:
-                del self._rotation[job.client]
 
     def _release(self, client: str | None) -> None:
         if client is not None:
@@ -264,35 +299,39 @@ class SlowHashQueue:
             if self._per_client[client] <= 0:
                 del self._per_client[client]
 
-    def _next_job(self) -> _Job | None:
-        if not self._rotation:
+    def _next_job(self, lane: bool) -> _Job | None:
+        rotation = self._rotations[lane]
+        if not rotation:
             return None
-        client, jobs = next(iter(self._rotation.items()))
+        client, jobs = rotation.popitem(last=False)
         job = jobs.popleft()
         self._waiting -= 1
-        del self._rotation[client]
         if client is None:
             if jobs:  # no address, no fairness to keep: the rest may run in parallel
-                self._rotation[None] = jobs
+                rotation[None] = jobs
         else:
             self._parked[client] = jobs
         return job
 
-    def _finished(self, client: str | None) -> None:
+    def _finished(self, client: str | None) -> bool | None:
+        """Bookkeeping after a check; the lane its client's next check joins, if any."""
         self._release(client)
         if client is None:
-            return
+            return None
         jobs = self._parked.pop(client)
-        if jobs:
-            self._rotation[client] = jobs
+        if not jobs:
+            return None
+        lane = jobs[0].penalised
+        self._rotations[lane][client] = jobs
+        return lane
 
-    def _drain(self) -> None:
-        """One hashing thread's turn: run checks until none waits."""
+    def _drain(self, lane: bool) -> None:
+        """One hashing thread's turn in ``lane``: run checks until none waits there."""
         while True:
             with self._lock:
-                job = self._next_job()
+                job = self._next_job(lane)
                 if job is None:
-                    self._drainers -= 1
+                    self._drainers[lane] -= 1
                     return
             result: bool | None = None
             error: BaseException | None = None
@@ -302,7 +341,12 @@ class SlowHashQueue:
                 error = raised
             finally:
                 with self._lock:
-                    self._finished(job.client)
+                    other = self._finished(job.client)
+                    moved_lanes = other is not None and other != lane
+                    start_drainer = moved_lanes and self._claim_drainer(not lane)
+                if start_drainer:
+                    # The client's next check waits in the other lane, which may have no thread.
+                    _hash_pool(not lane).submit(self._drain, not lane)
             # A loop closed meanwhile has nobody left to tell.
             with contextlib.suppress(RuntimeError):
                 job.future.get_loop().call_soon_threadsafe(job.settle, result, error)
@@ -312,8 +356,8 @@ _live_queues: weakref.WeakSet[SlowHashQueue] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
-    # A forked server worker inherits the pool and queues but not their threads.
-    _slow_hash_pool.cache_clear()
+    # A forked server worker inherits the pools and queues but not their threads.
+    _hash_pool.cache_clear()
     for queue in _live_queues:
         queue._reset()
 
@@ -335,9 +379,14 @@ async def verify_password_async(stored: str, password: bytes, *, client: str | N
 
 
 async def verify_with(
-    queue: SlowHashQueue, stored: str, password: bytes, *, client: str | None = None
+    queue: SlowHashQueue,
+    stored: str,
+    password: bytes,
+    *,
+    client: str | None = None,
+    penalised: bool = False,
 ) -> bool:
     """Fast schemes inline (cheaper than a thread hop); slow ones through ``queue``."""
     if isinstance(stored, str) and is_slow(stored):
-        return await queue.verify(stored, password, client)
+        return await queue.verify(stored, password, client, penalised=penalised)
     return bool(seikyou_auth.verify_password(stored, password))

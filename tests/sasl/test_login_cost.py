@@ -168,6 +168,7 @@ class _Gate:
         self.open = threading.Event()
         self.entered = 0
         self.finished: list[str] = []
+        self.held_prefix = b""  # which passwords' checks are held: all of them by default
         self._lock = threading.Lock()
         self._real_verify = seikyou_auth.verify_password
         monkeypatch.setattr(seikyou_auth, "verify_password", self._verify)
@@ -175,7 +176,8 @@ class _Gate:
     def _verify(self, stored: str, password: bytes) -> bool:
         with self._lock:
             self.entered += 1
-        self.open.wait(timeout=30)
+        if password.startswith(self.held_prefix):
+            self.open.wait(timeout=30)
         result = bool(self._real_verify(stored, password))
         with self._lock:
             self.finished.append(password.decode())
@@ -260,6 +262,39 @@ def test_strangers_failing_do_not_hold_up_a_subscriber_at_another_address(
     # Four stranger addresses ahead of it in the rotation, then the subscriber: never the
     # 24 checks the strangers queued.
     assert gate.finished.index("right") <= 5, gate.finished
+
+
+def test_penalised_addresses_hash_in_their_own_lane(
+    active_backend: ModuleType, gate: _Gate, tmp_path: Path
+) -> None:
+    # A hash cannot be interrupted: were the strangers' checks on the subscribers' threads,
+    # a subscriber would wait for the one running. Held forever here, they hold nobody up.
+    passwd = tmp_path / "passwd"
+    passwd.write_text(f"ma10001a:{_slow_stored(active_backend)}:::\n")
+    strangers = [f"127.0.0.{n}" for n in range(2, 10)]
+    authenticator = Authenticator(
+        PasswdFileStore(passwd, DOMAIN), is_penalised=_penalising(set(strangers))
+    )
+    gate.held_prefix = b"flood"
+
+    async def scenario() -> None:
+        flood = [
+            asyncio.create_task(
+                authenticator.check_password("ma10001a", f"flood{n}".encode(), client=client)
+            )
+            for n in range(2)
+            for client in strangers
+        ]
+        await gate.wait_for_entered(1)
+        for _ in range(3):
+            account = await authenticator.check_password("ma10001a", b"right", client=SUBSCRIBER)
+            assert account is not None
+        assert gate.finished == ["right"] * 3
+        assert not any(task.done() for task in flood)
+        gate.open.set()
+        assert await asyncio.gather(*flood) == [None] * len(flood)
+
+    asyncio.run(scenario())
 
 
 def test_bounds_answer_temporary_failure_and_free_up(
