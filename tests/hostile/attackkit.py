@@ -53,6 +53,7 @@ from serverkit import (  # noqa: E402  (the path insert above makes it importabl
 )
 
 import seikyou_auth  # noqa: E402
+from seikyou_auth.server.maildir import crlf_size, unique_name  # noqa: E402
 
 TRUSTED = "127.0.0.1"
 PROBE_SOURCE = "127.0.9.9"  # no attack ever binds this one
@@ -228,6 +229,16 @@ class ResourceWatch:
     @property
     def peak_fds(self) -> int:
         return max((fds for _, _, fds in self.samples), default=0)
+
+
+def fill_maildir(maildir: Path, count: int) -> None:
+    """``count`` small messages written straight into ``new/`` (no fsync: test data)."""
+    new = maildir / "new"
+    for directory in ("tmp", "new", "cur"):
+        (maildir / directory).mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        message = f"Subject: message {index}\n\nbody {index}\n".encode()
+        (new / unique_name("fill.test", len(message), crlf_size(message))).write_bytes(message)
 
 
 # --- probes: real clients timing one login -------------------------------------------------
@@ -497,13 +508,17 @@ class Tally:
         self.counts[outcome] += amount
 
 
-async def _until(deadline: float, worker: Callable[[], Awaitable[None]], pause: float) -> None:
-    """Repeat ``worker`` until the deadline; after a failed round wait ``pause``."""
+async def _until(
+    tally: Tally, deadline: float, worker: Callable[[], Awaitable[None]], pause: float
+) -> None:
+    """Repeat ``worker`` until the deadline; count a failed round and wait ``pause``."""
     loop = asyncio.get_running_loop()
     while loop.time() < deadline:
         try:
             await asyncio.wait_for(worker(), max(0.01, deadline - loop.time()))
-        except (OSError, ConnectionError, TimeoutError, ssl.SSLError, ValueError):
+        except (OSError, ConnectionError, TimeoutError, ssl.SSLError, ValueError) as error:
+            if loop.time() < deadline:
+                tally.add(f"error {type(error).__name__}")
             await asyncio.sleep(pause)
 
 
@@ -533,7 +548,7 @@ async def hold_open(
                 _close(writer)
             await asyncio.sleep(0.2)
 
-        await _until(deadline, once, 0.2)
+        await _until(tally, deadline, once, 0.2)
 
     await asyncio.gather(*(slot(source) for source in sources for _ in range(per_source)))
 
@@ -558,7 +573,7 @@ async def ehlo_flood(
             finally:
                 _close(writer)
 
-        await _until(deadline, once, 0.2)
+        await _until(tally, deadline, once, 0.2)
 
     await asyncio.gather(*(flooder(source) for source in sources for _ in range(per_source)))
 
@@ -624,7 +639,7 @@ async def noop_pipeline(tally: Tally, port: int, source: str, batch: int, second
         finally:
             _close(writer)
 
-    await _until(deadline, once, 0.2)
+    await _until(tally, deadline, once, 0.2)
 
 
 async def auth_failures(
@@ -652,7 +667,7 @@ async def auth_failures(
             finally:
                 _close(writer)
 
-        await _until(deadline, once, 0.2)
+        await _until(tally, deadline, once, 0.2)
 
     await asyncio.gather(*(attacker(source) for source in sources for _ in range(per_source)))
 
@@ -682,7 +697,96 @@ async def slow_retrieval(
         finally:
             _close(writer)
 
-    await _until(deadline, once, 0.5)
+    await _until(tally, deadline, once, 0.5)
+
+
+async def rcpt_harvest(tally: Tally, port: int, source: str, seconds: float) -> None:
+    """Row 9: RCPT TO one unknown local user after another until the server hangs up."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+
+    async def once() -> None:
+        reader, writer = await _connect(port, source)
+        try:
+            await _reply(reader)
+            for command in (b"EHLO harvest.example", b"MAIL FROM:<harvest@example.org>"):
+                writer.write(command + b"\r\n")
+                await _reply(reader)
+            for index in range(20_000):
+                writer.write(f"RCPT TO:<nobody{index}@{DOMAIN}>\r\n".encode())
+                code = await _reply(reader)
+                tally.add(f"RCPT {code}")
+                if code == 421:
+                    return
+        finally:
+            _close(writer)
+
+    await _until(tally, deadline, once, 0.5)
+
+
+SMUGGLED_BODY = (
+    b"Subject: innocent\r\n\r\nhello\r.\r\n"
+    b"MAIL FROM:<ceo@bank.example>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\n"
+    b"Subject: smuggled\r\n\r\nsmuggled body\r\n.\r\n"
+)
+
+
+async def smuggle(
+    tally: Tally, port: int, source: str, user: str, password: str, seconds: float
+) -> None:
+    """Row 11: authenticated submissions whose body hides a second message behind ``\\r.\\r\\n``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    token = base64.b64encode(f"\0{user}@{DOMAIN}\0{password}".encode())
+
+    async def once() -> None:
+        reader, writer = await _connect(port, source, tls=True)
+        try:
+            await _reply(reader)
+            for command in (
+                b"EHLO smuggle.example",
+                b"AUTH PLAIN " + token,
+                f"MAIL FROM:<{user}@{DOMAIN}>".encode(),
+                f"RCPT TO:<{user}@{DOMAIN}>".encode(),
+                b"DATA",
+            ):
+                writer.write(command + b"\r\n")
+                await _reply(reader)
+            writer.write(SMUGGLED_BODY)
+            tally.add(f"end of data {await _reply(reader)}")
+            writer.write(b"QUIT\r\n")
+            await _reply(reader)
+        finally:
+            _close(writer)
+        await asyncio.sleep(0.5)
+
+    await _until(tally, deadline, once, 0.5)
+
+
+async def pop3_logins(
+    tally: Tally, port: int, source: str, user: str, password: str, seconds: float
+) -> None:
+    """Row 10: log in to a (huge) mailbox over POP3S, STAT, QUIT, over and over."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+
+    async def once() -> None:
+        reader, writer = await _connect(port, source, tls=True)
+        try:
+            for command in (b"", f"USER {user}".encode(), f"PASS {password}".encode(), b"STAT"):
+                if command:
+                    writer.write(command + b"\r\n")
+                line = await asyncio.wait_for(reader.readline(), 60)
+                if not line.startswith(b"+OK"):
+                    tally.add("refused")
+                    return
+            tally.add("logged in")
+            writer.write(b"QUIT\r\n")
+            await asyncio.wait_for(reader.readline(), 60)
+        finally:
+            _close(writer)
+
+    await _until(tally, deadline, once, 0.5)
 
 
 async def trickle(
@@ -766,7 +870,7 @@ async def slowloris(
             )
             tally.add("cut off" if held is not None else "still open at the end")
 
-        await _until(deadline, once, 0.5)
+        await _until(tally, deadline, once, 0.5)
 
     await asyncio.gather(*(client() for _ in range(connections)))
 
@@ -779,6 +883,9 @@ ATTACKS: dict[str, Callable[..., Awaitable[None]]] = {
     "auth_failures": auth_failures,
     "slow_retrieval": slow_retrieval,
     "slowloris": slowloris,
+    "rcpt_harvest": rcpt_harvest,
+    "smuggle": smuggle,
+    "pop3_logins": pop3_logins,
 }
 
 
@@ -791,6 +898,12 @@ def _attack_main(name: str, params_json: str) -> None:
         task = asyncio.ensure_future(ATTACKS[name](tally, **params))
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        # Connections cut off while the attack is being stopped: counted, not printed.
+        loop.set_exception_handler(
+            lambda _loop, context: tally.add(
+                f"unretrieved {type(context.get('exception')).__name__}"
+            )
+        )
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, params["seconds"] + 30)
 

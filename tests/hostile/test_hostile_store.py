@@ -16,6 +16,7 @@ from attackkit import (
     MAIL_USER,
     PROBE_PASSWORD,
     PROBE_USER,
+    fill_maildir,
     hostile_server,
     own_wakeup_delay,
     pop3s_client,
@@ -24,7 +25,7 @@ from attackkit import (
 from serverkit import DOMAIN
 from smtp_wire import Wire, plain_ir
 
-from seikyou_auth.server.maildir import MaildirStore, crlf_size, unique_name
+from seikyou_auth.server.maildir import MaildirStore
 
 
 def test_row9_unknown_recipients_end_in_421_with_growing_delays(tmp_path: Path) -> None:
@@ -64,19 +65,9 @@ BIG_MAILBOX = 30_000
 STALL_BOUND = 0.1
 
 
-def _fill_maildir(maildir: Path, count: int) -> None:
-    """``count`` small messages written straight into ``new/`` (no fsync: test data)."""
-    new = maildir / "new"
-    for directory in ("tmp", "new", "cur"):
-        (maildir / directory).mkdir(parents=True, exist_ok=True)
-    for index in range(count):
-        message = f"Subject: message {index}\n\nbody {index}\n".encode()
-        (new / unique_name("fill.test", len(message), crlf_size(message))).write_bytes(message)
-
-
 def test_row10_a_huge_mailbox_login_does_not_stall_everyone(tmp_path: Path) -> None:
     with hostile_server(tmp_path) as server:
-        _fill_maildir(server.data_dir / "mail" / MAIL_USER, BIG_MAILBOX)
+        fill_maildir(server.data_dir / "mail" / MAIL_USER, BIG_MAILBOX)
         port = server.ports["pop3s"]
         probe = pop3s_client(port)
         probe.user(PROBE_USER)
