@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import poplib
 import shutil
 import smtplib
@@ -57,6 +58,7 @@ from attackkit import (  # noqa: E402
     client_tls_context,
     fill_maildir,
     hostile_server,
+    own_wakeup_delay,
     pop3s_client,
     pop3s_login,
     smtps_login,
@@ -365,6 +367,11 @@ def soak(minutes: float, report_every: float, workdir: Path) -> int:
     )
     print(
         f"server: RSS peak +{growth_kb / 1024:.1f} MB, peak fds {peak_fds}, log {log_bytes} bytes"
+    )
+    # A slow login means little when this process itself was starved of CPU.
+    print(
+        f"this machine: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs,"
+        f" this process wakes {own_wakeup_delay() * 1000:.1f} ms late from a 10 ms sleep"
     )
     verdicts = {
         "accepted == stored": not lost and subscribers.accepted <= stored,
