@@ -169,9 +169,20 @@ def test_pipelining_answers_in_order(server: RunningServer, mx_port: int) -> Non
         )
         codes = [wire.reply()[0] for _ in range(5)]
         assert codes == [250, 250, 550, 250, 354]
-        wire.send(b"pipelined\r\n.\r\nNOOP\r\nQUIT\r\n")
+        wire.send(b"pipelined\r\n.\r\nRSET\r\nQUIT\r\n")
         assert [wire.reply()[0] for _ in range(3)] == [250, 250, 221]
     assert len(server.messages(ACCOUNT)) == len(server.messages(OTHER_ACCOUNT)) == 1
+
+
+@pytest.mark.parametrize("verb", ["EHLO client.example", "HELO client.example", "NOOP", "VRFY x"])
+def test_commands_pipelined_behind_a_group_ender_disconnect_a_client_not_logged_in(
+    server: RunningServer, mx_port: int, verb: str
+) -> None:
+    with Wire(mx_port) as wire:
+        wire.send(f"{verb}\r\nMAIL FROM:<a@example.org>\r\n")
+        wire.reply()  # the command itself is answered
+        assert wire.reply() == (554, ["5.5.0 Error: SMTP protocol synchronization"])
+        assert wire.closed_by_server()
 
 
 def test_size_limit_in_mail_and_data(tmp_path: Path) -> None:
@@ -497,8 +508,9 @@ def test_crlf_split_across_writes_is_still_crlf(server: RunningServer, mx_port: 
 
 def test_commands_ending_in_bare_lf_are_still_accepted(server: RunningServer, mx_port: int) -> None:
     with Wire(mx_port) as wire:
-        wire.send(b"EHLO client.example\nMAIL FROM:<a@example.org>\n")
+        wire.send(b"EHLO client.example\n")
         assert wire.reply()[0] == 250
+        wire.send(b"MAIL FROM:<a@example.org>\n")
         assert wire.reply()[0] == 250
         wire.send(f"RCPT TO:<{ADDRESS}>\nDATA\n".encode())
         assert wire.reply()[0] == 250

@@ -6,7 +6,7 @@ Time limits, backpressure, admission and goodbyes are the connection layer's
 
 from __future__ import annotations
 
-from seikyou_auth.server.connection import Connection, Goodbyes
+from seikyou_auth.server.connection import Connection, Goodbyes, ThrottledLog
 from seikyou_auth.server.context import ListenerContext
 from seikyou_auth.server.lines import AUTH_COMMAND_MAX, LineTooLong
 from seikyou_auth.server.smtp import replies
@@ -30,6 +30,13 @@ DISCARD_MAX = 1 << 20
 # Not 535 (failed logins have their own growing delay) and not 550/552 (an MX peer may
 # legitimately hit several unknown users or an oversized message).
 _BAD_CODES = (b"500", b"501", b"502", b"503", b"504", b"530", b"553", b"554", b"555")
+
+# RFC 2920 3.1: these must end a pipeline group. Input already waiting behind one means the
+# client does not wait for replies; from a client that has not logged in that is a flood or a
+# bot, never a mail client (Postfix's smtpd_forbid_unauth_pipelining), so it is cut off before
+# it can queue thousands of commands. STARTTLS has its own rule (the pipelined bytes are dropped).
+_LAST_IN_GROUP = frozenset({"EHLO", "HELO", "NOOP", "VRFY", "EXPN"})
+_UNSYNCHRONISED = ThrottledLog("client %s pipelined commands after %s; disconnected")
 
 
 async def handle_connection(conn: Connection, ctx: ListenerContext) -> None:
@@ -65,6 +72,11 @@ async def _dispatch(session: Session, raw: bytes) -> None:
         return
     session.last_reply = b""
     await command(session, argument.strip())
+    verb = verb.upper()
+    if verb in _LAST_IN_GROUP and session.account is None and session.lines.buffered:
+        _UNSYNCHRONISED.note(session.peer, verb)
+        session.close_after(replies.PIPELINING_VIOLATION)
+        return
     if session.last_reply[:3] in _BAD_CODES:
         _count_bad(session)
 

@@ -61,6 +61,7 @@ SHUTTING_DOWN = b"421 4.3.2 Service shutting down, try again later\r\n"
 TOO_MANY_CONNECTIONS = b"421 4.7.0 Too many connections from your address, try again later\r\n"
 SERVER_BUSY = b"421 4.7.0 Server busy: too many connections, try again later\r\n"
 INTERNAL_ERROR = b"421 4.3.0 Internal server error, closing connection\r\n"
+PIPELINING_VIOLATION = b"554 5.5.0 Error: SMTP protocol synchronization\r\n"
 TOO_MANY_UNKNOWN = b"421 4.7.0 Too many unknown recipients, closing connection\r\n"
 
 
