@@ -4,10 +4,11 @@ Dovecot 2.3's own auth process, on the same passwd-file, in one run.
 Each side serves one UNIX socket from one process. The load is a separate process
 (the same asyncio client for both): ``--clients`` connections, each doing what a
 Postfix smtpd does, one ``AUTH PLAIN`` with an initial response at a time, account
-``i`` on connection ``i``. Dovecot runs as a private ``dovecot -F`` instance from a
-temporary directory, logging off and its penalty service off (every login here
-succeeds, so neither side ever delays). Rounds alternate between the two so a busy
-neighbour on the machine hits both alike. Skips (exit 0) without Dovecot.
+``i`` and client address ``rip`` 127.0.0.(i+1) on connection ``i``. Dovecot runs as a
+private ``dovecot -F`` instance from a temporary directory, logging off and its
+penalty service off (every login here succeeds, so neither side ever delays). Rounds
+alternate between the two so a busy neighbour on the machine hits both alike. Skips
+(exit 0) without Dovecot.
 
     python benches/auth_socket.py [--seconds 5] [--rounds 3] [--clients 16] [--scheme PLAIN]
     python benches/auth_socket.py --serve CONFIG     # our listener alone (used by the bench)
@@ -68,7 +69,10 @@ def serve(config_path: str) -> None:
         asyncio.run(main())
 
 
-async def client(path: Path, user: str, deadline: float, counts: list[int]) -> None:
+async def client(path: Path, index: int, deadline: float, counts: list[int]) -> None:
+    user = f"{PREFIX}{index:05d}"
+    # Each connection stands for another SMTP client, as behind a real Postfix.
+    rip = f"127.0.{index // 250}.{index % 250 + 1}"
     reader, writer = await asyncio.open_unix_connection(str(path))
     writer.write(f"VERSION\t1\t0\nCPID\t{os.getpid()}\n".encode())
     while (await reader.readline()) != b"DONE\n":
@@ -79,7 +83,7 @@ async def client(path: Path, user: str, deadline: float, counts: list[int]) -> N
         request_id += 1
         writer.write(
             f"AUTH\t{request_id}\tPLAIN\tservice=smtp\tnologin\tlip=127.0.0.1"
-            f"\trip=127.0.0.1\tsecured\tresp={resp}\n".encode()
+            f"\trip={rip}\tsecured\tresp={resp}\n".encode()
         )
         reply = await reader.readline()
         if not reply.startswith(f"OK\t{request_id}\t".encode()):
@@ -92,9 +96,7 @@ async def load(path: Path, clients: int, seconds: float) -> float:
     counts = [0]
     started = time.monotonic()
     deadline = started + seconds
-    await asyncio.gather(
-        *(client(path, f"{PREFIX}{index:05d}", deadline, counts) for index in range(clients))
-    )
+    await asyncio.gather(*(client(path, index, deadline, counts) for index in range(clients)))
     return counts[0] / (time.monotonic() - started)
 
 
