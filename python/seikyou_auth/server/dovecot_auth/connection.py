@@ -173,8 +173,9 @@ class AuthConnection:
             )
             return
         initial = self._initial_response(params.resp)
-        if isinstance(initial, str):
-            self._log(params, None, initial)
+        problem = None if initial is None else _base64_problem(initial)
+        if problem is not None:
+            self._log(params, None, problem)
             self._send(
                 wire.fail(
                     request_id,
@@ -233,18 +234,12 @@ class AuthConnection:
 
     # Exchanges.
 
-    def _initial_response(self, resp: str | None) -> bytes | str | None:
-        """What ``SaslServer.start`` takes, or the log result word when it is not base64."""
+    def _initial_response(self, resp: str | None) -> bytes | None:
+        """What ``SaslServer.start`` takes for the ``resp=`` field."""
         if resp is None or (resp == "" and self.minor_version < 2):
             # Exim sends an empty resp= for "none"; protocol 1.2 made that mean empty.
             return None
-        if resp in ("", "="):
-            return b"="
-        response = resp.encode("utf-8", "surrogateescape")
-        problem = _base64_problem(response)
-        if problem is not None:
-            return "malformed"
-        return response
+        return resp.encode("utf-8", "surrogateescape") if resp else b"="
 
     async def _advance(
         self, request: PendingRequest, step: Callable[[], Awaitable[Challenge | Success | Failure]]
