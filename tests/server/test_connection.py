@@ -40,30 +40,33 @@ def test_per_address_cap_counts_only_that_address() -> None:
     assert admission.admit(third)
 
 
-def test_global_cap_evicts_the_oldest_evictable_connection() -> None:
-    admission = Admission(max_connections=3, per_address=10)
+def test_global_cap_evicts_an_idle_connection_of_the_largest_crowd() -> None:
+    admission = Admission(max_connections=5, per_address=10)
     busy = FakeConnection("192.0.2.1", evictable=False)  # logged in, or inside DATA
-    idle_old = FakeConnection("192.0.2.2")
-    idle_new = FakeConnection("192.0.2.3")
-    for conn in (busy, idle_old, idle_new):
+    subscriber = FakeConnection("192.0.2.2")  # idle too, but alone at its address
+    crowd = [
+        FakeConnection("192.0.2.3", evictable=False),
+        *(FakeConnection("192.0.2.3") for _ in range(2)),
+    ]
+    for conn in (busy, subscriber, *crowd):
         assert admission.admit(conn)
     newcomer = FakeConnection("192.0.2.4")
     assert admission.admit(newcomer)
-    assert (busy.evicted, idle_old.evicted, idle_new.evicted) == (False, True, False)
-    assert admission.open == 3
+    evicted = [conn.evicted for conn in (busy, subscriber, *crowd)]
+    assert evicted == [False, False, False, True, False]  # the crowd's oldest idle one
+    assert admission.open == 5
+    idle_old = crowd[1]
     # The evicted session's own release afterwards changes nothing.
     admission.release(idle_old)
-    assert admission.open == 3
+    assert admission.open == 5
 
 
 def test_global_cap_refuses_when_nobody_can_make_room() -> None:
     admission = Admission(max_connections=2, per_address=10)
     for peer in ("192.0.2.1", "192.0.2.2"):
         assert admission.admit(FakeConnection(peer, evictable=False))
-    refused = FakeConnection("192.0.2.3")
-    assert not admission.admit(refused)
-    # A refused connection holds no per-address slot either.
-    assert admission.per_address.acquire("192.0.2.3")
+    assert not admission.admit(FakeConnection("192.0.2.3"))
+    assert admission.open == 2
 
 
 def test_throttled_log_says_once_per_interval_and_counts_the_rest(
@@ -132,6 +135,7 @@ def test_global_cap_evicts_the_oldest_idle_client_for_a_newcomer(tmp_path: Path)
         assert newcomer.line().startswith(b"220 ")
         assert idle[0].line() == b"421 4.7.0 Server busy: too many connections, try again later"
         assert idle[0].closed_by_server()
+        # With one connection per address, the oldest idle one made room.
         newcomer.send(b"NOOP\r\n")
         assert newcomer.line() == b"250 2.0.0 Ok"
         for client in (*idle, newcomer):

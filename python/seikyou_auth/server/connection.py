@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from seikyou_auth.server.idle import IdleWatchdog
 from seikyou_auth.server.lines import Closed, LineReader
-from seikyou_auth.server.policy import ConnectionLimiter
 
 if TYPE_CHECKING:
     from seikyou_auth.server.context import ListenerContext
@@ -77,9 +76,11 @@ class Connection:
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        goodbyes: Goodbyes,
         *,
         discard_max: int | None = None,
     ) -> None:
+        self.goodbyes = goodbyes
         self.reader = reader
         self.writer = writer
         peer = writer.get_extra_info("peername")
@@ -169,8 +170,9 @@ class Connection:
         return await self.lines.take_pipelined(self.transport)
 
     def evict(self) -> None:
-        """Make room for a newcomer: end this session with the protocol's goodbye."""
+        """Make room for a newcomer: say goodbye and give the socket back at once."""
         self.evicted = True
+        self.close(None if self.tls_pending else self.goodbyes.evicted)
         if self.task is not None:
             self.task.cancel()
 
@@ -208,45 +210,61 @@ class ThrottledLog:
 
 
 class Admission:
-    """Connection slots: ``max_connections`` in all, ``per_address`` from one address."""
+    """Connection slots: ``max_connections`` in all, ``per_address`` from one address.
+
+    At the global cap a newcomer takes the slot of an idle connection that has not logged
+    in, chosen from the address holding the most connections (its oldest), so a crowd from
+    a few addresses churns among itself while a subscriber's single connection stays.
+    """
 
     def __init__(self, max_connections: int, per_address: int) -> None:
         self.max_connections = max_connections
-        self.per_address = ConnectionLimiter(per_address)
-        self._open: dict[Connection, None] = {}  # oldest first
+        self.per_address = per_address
+        self._by_address: dict[str, dict[Connection, None]] = {}  # each oldest first
+        self._open = 0
         self.refused_per_address = ThrottledLog("refused %s: too many connections from it")
         self.refused_full = ThrottledLog(
             "refused %s: %d connections open (max_connections), none could make room"
         )
-        self.evictions = ThrottledLog("%d connections open: closed the oldest idle one, %s")
+        self.evictions = ThrottledLog("%d connections open: closed an idle one from %s")
 
     @property
     def open(self) -> int:
-        return len(self._open)
+        return self._open
 
     def admit(self, conn: Connection) -> bool:
-        if not self.per_address.acquire(conn.peer):
+        mine = self._by_address.get(conn.peer)
+        if mine is not None and len(mine) >= self.per_address:
             self.refused_per_address.note(conn.peer)
             return False
-        if len(self._open) >= self.max_connections:
-            victim = next((other for other in self._open if other.evictable), None)
+        if self._open >= self.max_connections:
+            victim = self._victim()
             if victim is None:
-                self.per_address.release(conn.peer)
-                self.refused_full.note(conn.peer, len(self._open))
+                self.refused_full.note(conn.peer, self._open)
                 return False
-            self.evictions.note(len(self._open), victim.peer)
-            self._forget(victim)
+            self.evictions.note(self._open, victim.peer)
+            self.release(victim)
             victim.evict()
-        self._open[conn] = None
+        self._by_address.setdefault(conn.peer, {})[conn] = None
+        self._open += 1
         return True
 
-    def _forget(self, conn: Connection) -> None:
-        if conn in self._open:
-            del self._open[conn]
-            self.per_address.release(conn.peer)
+    def _victim(self) -> Connection | None:
+        largest = max(self._by_address.values(), key=len)
+        victim = next((conn for conn in largest if conn.evictable), None)
+        if victim is None:
+            crowds = self._by_address.values()
+            victim = next((conn for crowd in crowds for conn in crowd if conn.evictable), None)
+        return victim
 
     def release(self, conn: Connection) -> None:
-        self._forget(conn)
+        crowd = self._by_address.get(conn.peer)
+        if crowd is None or conn not in crowd:
+            return
+        del crowd[conn]
+        self._open -= 1
+        if not crowd:
+            del self._by_address[conn.peer]
 
 
 Handler = Callable[[Connection, "ListenerContext"], Awaitable[None]]
@@ -264,7 +282,7 @@ async def serve_connection(
     discard_max: int | None = None,
 ) -> None:
     """The whole life of one accepted connection: admission, TLS, the session, its end."""
-    conn = Connection(reader, writer, discard_max=discard_max)
+    conn = Connection(reader, writer, goodbyes, discard_max=discard_max)
     implicit_tls = ctx.listener.tls == "implicit"
     if ctx.shutdown.stopping:
         conn.close(None if implicit_tls else goodbyes.shutdown)
@@ -307,7 +325,7 @@ def _cancelled_goodbye(
         return None if watchdog.sending else goodbyes.idle
     if conn.evicted and conn.task is not None:
         conn.task.uncancel()
-        return goodbyes.evicted
+        return None  # said and closed at eviction
     if ctx.shutdown.stopping:
         return goodbyes.shutdown
     return None
