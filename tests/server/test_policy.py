@@ -91,6 +91,23 @@ def test_trusted_addresses_are_never_delayed_or_penalised(policy: Policy) -> Non
     assert not delay.is_penalised("10.0.0.7")
 
 
+def test_hold_delays_a_penalised_address_without_counting_a_failure(policy: Policy) -> None:
+    # A temporary failure (full login queue) answered at once would invite a busy loop.
+    delay = FailureDelay((0.0, 3600.0), policy)
+    asyncio.run(asyncio.wait_for(delay.hold("192.0.2.1"), timeout=30))  # not penalised: at once
+    asyncio.run(delay.failed("192.0.2.1"))
+
+    async def held() -> bool:
+        try:
+            await asyncio.wait_for(delay.hold("192.0.2.1"), timeout=0.2)
+        except TimeoutError:
+            return True
+        return False
+
+    assert asyncio.run(held()), "a penalised address waits its next penalty"
+    assert delay.next_delay("192.0.2.1") == 3600.0, "holding counted no further failure"
+
+
 def test_failures_are_forgotten_after_a_quiet_hour(policy: Policy) -> None:
     delay = FailureDelay((0.0, 1.0), policy, forget_after=0.05)
     asyncio.run(delay.failed("192.0.2.1"))

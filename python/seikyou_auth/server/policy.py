@@ -117,6 +117,13 @@ class FailureDelay:
         count, last = self._failures.get(addr, (0, 0.0))
         return count > 0 and time.monotonic() - last <= self.forget_after
 
+    async def hold(self, addr: str) -> None:
+        """Sleep the penalty before a temporary failure (e.g. a full login queue) for an address
+        being penalised, without counting a failure: a client that retries at once would turn
+        the cheap answer into a busy loop."""
+        if self.is_penalised(addr):
+            await asyncio.sleep(self.next_delay(addr))
+
     def reset(self, addr: str) -> None:
         self._failures.pop(addr, None)
 
@@ -166,7 +173,7 @@ class BadCommandBudget:
 # Every character a log reader could misread: quotes and backslashes (which would end or
 # escape the quoted value), controls (a CR/LF would forge a whole line), and anything
 # outside printable ASCII (terminals and filters disagree about it).
-_UNSAFE_IN_QUOTES = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
+_UNSAFE_IN_QUOTES = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 _NAMED_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _TOKEN = re.compile(r"[A-Za-z0-9._:%-]+")
 CLIENT_TEXT_MAX = 255

@@ -209,6 +209,7 @@ async def _open_mailbox(session: Session, account: Account) -> str:
 
 async def _unavailable(session: Session, name: str | None, mechanism: str, started: float) -> None:
     _log(session, name, mechanism, FailureReason.UNAVAILABLE.value, started)
+    await session.ctx.failure_delay.hold(session.peer)
     await session.send(_UNAVAILABLE)
 
 

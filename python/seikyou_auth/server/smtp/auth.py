@@ -98,4 +98,7 @@ async def _exchange(session: Session, mechanism: str, initial: bytes | None) -> 
     if outcome.reason is FailureReason.CREDENTIALS:
         session.flush()
         await ctx.failure_delay.failed(session.peer)
+    elif outcome.reason is FailureReason.UNAVAILABLE:
+        session.flush()
+        await ctx.failure_delay.hold(session.peer)
     session.reply(FAILURE_REPLIES[outcome.reason])
