@@ -9,11 +9,14 @@ import hmac
 import logging
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from authkit import CLIENT_HANDSHAKE, AuthClient, AuthListener, running_auth_listener
+
+from seikyou_auth.server.dovecot_auth import connection
 
 ACCOUNTS = {"alice": "secret one", "carol": "cram pass"}
 PLAIN_ALICE = base64.b64encode(b"\0alice\0secret one").decode()
@@ -430,3 +433,20 @@ def test_penalty_grows_per_rip_and_comes_before_fail(tmp_path: Path) -> None:
             # The other address pays its first delay only; the fourth failure the grown one.
             assert (first, fourth) == ("FAIL\t5\tuser=alice", "FAIL\t4\tuser=alice")
             assert first_wait + fourth_wait >= 1.6
+
+
+def test_request_waiting_too_long_for_cont_is_forgotten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(connection, "REQUEST_TIMEOUT", 0.2)
+    with caplog.at_level(logging.INFO, logger="seikyou_auth.login"):
+        with running_auth_listener(tmp_path, accounts=ACCOUNTS, settings=ANY_CLEARTEXT) as listener:
+            with listener.client() as client:
+                client.send(auth(1, "LOGIN", "rip=127.0.0.5"))
+                assert client.line() == f"CONT\t1\t{USERNAME_PROMPT}"
+                deadline = time.monotonic() + 10
+                while "result=cancelled" not in caplog.text and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                client.send(f"CONT\t1\t{b64(b'alice')}\n".encode())
+                assert client.line() == "FAIL\t1\treason=Authentication request timed out"
+    assert "result=cancelled mechanism=LOGIN client=127.0.0.5" in caplog.text
