@@ -86,3 +86,16 @@ def start_controller(passwd_file: Path, tls_files: TlsFiles) -> Iterator[StartCo
     yield start
     for controller in running:
         controller.stop()
+
+
+@pytest.fixture
+def mail_root(tmp_path: Path) -> Path:
+    """Maildirs for the POP3 example: one message waiting for PLAIN_USER and CRAM_USER each."""
+    root = tmp_path / "mail"
+    for account in (PLAIN_USER, CRAM_USER, CRYPT_USER):
+        for part in ("tmp", "new", "cur"):
+            (root / account / part).mkdir(parents=True)
+    for account in (PLAIN_USER, CRAM_USER):
+        message = f"From: friend@example.org\r\nSubject: for {account}\r\n\r\nhello\r\n"
+        (root / account / "new" / f"1700000000.M1P1.{SERVER_NAME}").write_bytes(message.encode())
+    return root
