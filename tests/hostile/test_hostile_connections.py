@@ -51,7 +51,7 @@ def test_row1_pipelined_ehlo_never_read_is_bounded(tmp_path: Path) -> None:
                 still_attacking=flood.running,
             )
             flood.process.wait(ATTACK_SECONDS + 30)
-        assert flood.summary["connected"] >= 20, flood.summary
+        assert flood.summary.get("connected", 0) >= 20, flood.summary
         assert_bounds(logins, rss=under(watch.rss_growth_kb, RSS_GROWTH_BOUND_KB, "RSS growth kB"))
 
 
@@ -75,7 +75,7 @@ def test_row3_stalled_tls_handshakes_do_not_take_every_fd(tmp_path: Path) -> Non
                 still_attacking=stall.running,
             )
             stall.process.wait(ATTACK_SECONDS + 30)
-        assert stall.summary["connected"] >= 1200, stall.summary
+        assert stall.summary.get("connected", 0) >= 1200, stall.summary
         log = server.log_text()
         assert_bounds(
             logins,
@@ -109,7 +109,7 @@ def test_row4_idle_crowd_makes_room_for_a_new_client(tmp_path: Path) -> None:
                 still_attacking=crowd.running,
             )
             crowd.process.wait(ATTACK_SECONDS + 30)
-        assert crowd.summary["connected"] >= 300, crowd.summary
+        assert crowd.summary.get("connected", 0) >= 300, crowd.summary
         assert_bounds(
             logins,
             fds=under(watch.peak_fds, limits["max_connections"] + FD_SLACK, "peak fds"),
@@ -132,5 +132,5 @@ def test_row5_pipelined_noops_do_not_starve_other_clients(tmp_path: Path) -> Non
                 still_attacking=pipeline.running,
             )
             pipeline.process.wait(ATTACK_SECONDS + 30)
-        assert pipeline.summary["noops"] >= 10_000, pipeline.summary
+        assert pipeline.summary.get("noops", 0) >= 10_000, pipeline.summary
         assert_bounds(logins)

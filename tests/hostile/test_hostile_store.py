@@ -61,8 +61,10 @@ def test_row9_unknown_recipients_end_in_421_with_growing_delays(tmp_path: Path) 
 
 
 BIG_MAILBOX = 30_000
-# Issue 9 measured 137-214 ms of stall for everyone per login with the listing on the loop.
-STALL_BOUND = 0.1
+# Issue 9 measured 137-214 ms of stall for everyone per login with the listing on the loop;
+# here that server showed 100-215 ms, and with the listing in a thread 37-41 ms (the thread
+# still holds the GIL in 5 ms slices), measured 2026-11-30 on the 2-CPU dev machine.
+STALL_BOUND = 0.075
 
 
 def test_row10_a_huge_mailbox_login_does_not_stall_everyone(tmp_path: Path) -> None:
@@ -99,21 +101,26 @@ def test_row10_a_huge_mailbox_login_does_not_stall_everyone(tmp_path: Path) -> N
                     time.sleep(0.01)
                 worker.join(120)
                 rounds.append(latencies)
-                if max(latencies) < STALL_BOUND or own_wakeup_delay() <= 0.02:
+                if _third_longest(latencies) < STALL_BOUND or own_wakeup_delay() <= 0.02:
                     break
         finally:
             probe.quit()
             probe.close()
         assert counts and set(counts) == {BIG_MAILBOX}, counts
-    # The longest NOOP round trip is the longest stall of the loop (plus the probe's own
-    # scheduling), sampled every 10 ms; a round is the time of three big logins.
-    stalls = [max(latencies) for latencies in rounds]
+    # NOOP round trips sampled every 10 ms over three big logins: a listing on the loop stalls
+    # it once per login, so the third-longest round trip is the shortest of those stalls, and
+    # two hiccups of a shared machine alone cannot fail the round.
+    stalls = [_third_longest(latencies) for latencies in rounds]
     if min(stalls) >= STALL_BOUND and own_wakeup_delay() > 0.02:
         pytest.skip(f"probe process starved (machine saturated): longest NOOPs {stalls}")
     assert min(stalls) < STALL_BOUND, (
         f"longest NOOP round trip per round {stalls} s; medians "
         f"{[statistics.median(latencies) for latencies in rounds]}"
     )
+
+
+def _third_longest(latencies: list[float]) -> float:
+    return sorted(latencies)[-3] if len(latencies) >= 3 else float("inf")
 
 
 STALE = time.time() - 37 * 3600
