@@ -450,3 +450,26 @@ def test_request_waiting_too_long_for_cont_is_forgotten(
                 client.send(f"CONT\t1\t{b64(b'alice')}\n".encode())
                 assert client.line() == "FAIL\t1\treason=Authentication request timed out"
     assert "result=cancelled mechanism=LOGIN client=127.0.0.5" in caplog.text
+
+
+def test_penalised_address_waits_before_a_temporary_failure(tmp_path: Path) -> None:
+    passwd = tmp_path / "passwd-is-a-directory"
+    passwd.mkdir()
+    settings = {
+        **ANY_CLEARTEXT,
+        "passwd_file": str(passwd),
+        "trusted_networks": ["192.0.2.0/24"],
+        "limits": {"failure_delays": [0.1, 1.0]},
+    }
+    with running_auth_listener(tmp_path, settings=settings) as listener:
+        with listener.client() as client:
+            # Garbled PLAIN fails before any lookup, and counts as a failure.
+            client.send(auth(1, "PLAIN", "rip=203.0.113.9", f"resp={b64(b'garbage')}"))
+            assert client.line() == "FAIL\t1"
+            client.send(
+                auth(2, "PLAIN", "rip=203.0.113.9", f"resp={PLAIN_ALICE}")
+                + auth(3, "PLAIN", "rip=203.0.113.10", f"resp={PLAIN_ALICE}")
+            )
+            # The penalised address is answered after the other one, without a failure counted.
+            assert client.line() == "FAIL\t3\tuser=alice\tcode=temp_fail\ttemp"
+            assert client.line() == "FAIL\t2\tuser=alice\tcode=temp_fail\ttemp"

@@ -272,6 +272,9 @@ class AuthConnection:
         if outcome.reason in PENALISED:
             # Dovecot's order: the penalty is served before the FAIL is sent.
             await self.ctx.failure_delay.failed(client)
+        elif outcome.reason is FailureReason.UNAVAILABLE:
+            # A penalised address retrying a temporary failure at once must still wait.
+            await self.ctx.failure_delay.hold(client)
         self._done(request)
         unavailable = outcome.reason is FailureReason.UNAVAILABLE
         self._send(
