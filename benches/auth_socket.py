@@ -47,7 +47,7 @@ def serve(config_path: str) -> None:
     assert listener.path is not None
 
     async def main() -> None:
-        app = ServerApp(config, run_relay=False)
+        app = ServerApp(config, primary=False)
         ctx = app.context(listener)
 
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

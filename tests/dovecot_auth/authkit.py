@@ -71,7 +71,7 @@ def running_auth_listener(
     config = load_config(str(write_config(tmp_path / "seikyou.toml", merged)))
     listener_config = config.listeners[0]
     loop = asyncio.new_event_loop()
-    app = ServerApp(config, run_relay=False)
+    app = ServerApp(config, primary=False)
     ctx = app.context(listener_config)
     listener = AuthListener(path, config, app, loop)
     sessions: set[asyncio.Task[None]] = set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib
 import logging
 import os
@@ -10,6 +11,7 @@ import resource
 import signal
 import socket
 import ssl
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,7 +140,7 @@ class ServerApp:
         *,
         store: AccountStore | None = None,
         reuse_port: bool = False,
-        run_relay: bool = True,
+        primary: bool = True,
     ) -> None:
         prepare_data_dir(config)
         self.config = config
@@ -156,7 +158,7 @@ class ServerApp:
         self.queue.ensure()
         self.shutdown = Shutdown()
         self.reuse_port = reuse_port
-        self.run_relay = run_relay
+        self.primary = primary  # the one process that relays and serves auth sockets
         self.bound: list[BoundListener] = []
         self._servers: list[asyncio.Server] = []
         self._sessions: set[asyncio.Task[object]] = set()
@@ -190,7 +192,7 @@ class ServerApp:
             await self.stop()
             raise
         smarthost = relay_address(self.config.smtp)
-        if smarthost is not None and self.run_relay:
+        if smarthost is not None and self.primary:
             relay = RelayTask(self.queue, smarthost, self.config.smtp.relay_retry_delays)
             self._relay = asyncio.create_task(relay.run())
         return self.bound
@@ -208,6 +210,11 @@ class ServerApp:
             log.info("removed %d stale file(s) left in tmp/ by an earlier crash", removed)
 
     async def _start_listener(self, listener: ListenerConfig) -> None:
+        if listener.protocol == "auth":
+            # A UNIX socket cannot be shared through SO_REUSEPORT: the first worker serves it.
+            if self.primary:
+                await self._start_auth_listener(listener)
+            return
         module = protocol_module(listener.protocol)
         ctx = self.context(listener)
 
@@ -250,6 +257,49 @@ class ServerApp:
             address, port = sock.getsockname()[:2]
             self.bound.append(BoundListener(listener, address, port))
 
+    async def _start_auth_listener(self, listener: ListenerConfig) -> None:
+        """An MTA's auth socket (Dovecot protocol). Its clients are the MTA's own processes,
+        which stay connected and idle between logins: no connection caps, idle timeout or
+        eviction apply, and a shutdown just closes (Dovecot says nothing either)."""
+        from seikyou_auth.server.dovecot_auth import handle_connection
+
+        ctx = self.context(listener)
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._sessions.add(task)
+            try:
+                await handle_connection(reader, writer, ctx)
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            except Exception:
+                log.exception("%s: auth client connection failed", listener.label)
+            finally:
+                if task is not None:
+                    self._sessions.discard(task)
+                writer.close()
+
+        try:
+            if listener.path is None:
+                server = await asyncio.start_server(
+                    serve, listener.address, listener.port, limit=STREAM_LIMIT, reuse_address=True
+                )
+            else:
+                server = await asyncio.start_unix_server(
+                    serve, sock=bind_unix_socket(listener.path, listener.mode), limit=STREAM_LIMIT
+                )
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise ConfigError(f"cannot listen: {listener.label}: {reason}") from None
+        self._servers.append(server)
+        if listener.path is not None:
+            self.bound.append(BoundListener(listener, str(listener.path), 0))
+            return
+        for sock in server.sockets:
+            address, port = sock.getsockname()[:2]
+            self.bound.append(BoundListener(listener, address, port))
+
     async def stop(self) -> None:
         """Stop accepting; cancel idle sessions; let busy ones finish within the grace period."""
         self.shutdown.stopping = True
@@ -276,11 +326,31 @@ class ServerApp:
             await asyncio.gather(self._cleanup, return_exceptions=True)
 
 
+def bind_unix_socket(path: Path, mode: int) -> socket.socket:
+    """A UNIX socket bound at ``path`` with ``mode`` set before it listens, so no client
+    ever meets other permissions. A socket left by an earlier run is replaced; any other
+    kind of file there is an error, never removed."""
+    try:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise OSError(errno.EEXIST, "exists and is not a socket")
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        os.chmod(path, mode)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 async def run(config: Config, *, worker: int | None = None) -> None:
     """Serve ``config`` until SIGINT or SIGTERM; ``worker``: index among SO_REUSEPORT peers."""
     # Only the first worker relays and announces, so no queue file is sent twice.
     first = not worker
-    app = ServerApp(config, reuse_port=worker is not None, run_relay=first)
+    app = ServerApp(config, reuse_port=worker is not None, primary=first)
     bound = await app.start()
     if first:
         print(f"seikyou-auth serving ({config.source}), data in {config.data_dir}:", flush=True)

@@ -1,0 +1,39 @@
+"""``seikyou-auth serve`` with an auth listener: the socket the server itself binds."""
+
+from __future__ import annotations
+
+import base64
+import stat
+import tempfile
+from pathlib import Path
+
+from authkit import CLIENT_HANDSHAKE, AuthClient
+from serverkit import base_settings, serve_subprocess, write_config, write_passwd
+
+
+def test_serve_binds_the_auth_socket_with_its_mode_and_answers(tmp_path: Path) -> None:
+    # sun_path holds 108 bytes, less than pytest's tmp_path can be.
+    with tempfile.TemporaryDirectory(prefix="sa-serve-", dir="/tmp") as directory:
+        path = Path(directory) / "auth"
+        path.write_bytes(b"")  # a leftover that is not a socket must stop the server
+        settings = base_settings(tmp_path, [])
+        settings["listener"] = [
+            {"protocol": "auth", "path": str(path), "mode": "0660"},
+            {"protocol": "smtp", "role": "mx", "address": "127.0.0.1", "port": 0},
+        ]
+        write_passwd(Path(settings["passwd_file"]), {"alice": "Secret-1"})
+        config = write_config(tmp_path / "seikyou.toml", settings)
+        try:
+            with serve_subprocess(tmp_path, config, expect_lines=2):
+                raise AssertionError("started over a file that is not a socket")
+        except RuntimeError as error:
+            assert "not a socket" in str(error)
+        path.unlink()
+        with serve_subprocess(tmp_path, config, expect_lines=2):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o660
+            with AuthClient(path) as client:
+                client.read_handshake()
+                client.send(CLIENT_HANDSHAKE)
+                response = base64.b64encode(b"\0alice\0Secret-1").decode()
+                client.send(f"AUTH\t1\tPLAIN\tservice=smtp\tsecured\tresp={response}\n".encode())
+                assert client.line() == "OK\t1\tuser=alice"
