@@ -13,7 +13,6 @@ import pytest
 
 from seikyou_auth.server.policy import (
     BadCommandBudget,
-    ConnectionLimiter,
     FailureDelay,
     Policy,
     log_login_attempt,
@@ -118,20 +117,6 @@ def test_failures_are_forgotten_after_a_quiet_hour(policy: Policy) -> None:
         time.sleep(0.02)
     assert not delay.is_penalised("192.0.2.1")
     assert delay.next_delay("192.0.2.1") == 0.0
-
-
-def test_connection_limiter_counts_per_address() -> None:
-    limiter = ConnectionLimiter(per_address=2)
-    assert limiter.acquire("192.0.2.1") and limiter.acquire("192.0.2.1")
-    assert not limiter.acquire("192.0.2.1")
-    assert limiter.acquire("192.0.2.2"), "another address has its own count"
-    limiter.release("192.0.2.1")
-    assert limiter.acquire("192.0.2.1")
-    for _ in range(3):
-        limiter.release("192.0.2.9")  # never acquired: no negative count to bank on
-    assert limiter.acquire("192.0.2.9")
-    assert limiter.acquire("192.0.2.9")
-    assert not limiter.acquire("192.0.2.9")
 
 
 def test_bad_command_budget() -> None:

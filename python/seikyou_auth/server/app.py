@@ -152,7 +152,12 @@ class ServerApp:
             config.limits.max_connections_per_address,
         )
         self.store: AccountStore = store or PasswdFileStore(config.passwd_file, config.domain)
-        self.authenticator = Authenticator(self.store)
+        self.authenticator = Authenticator(
+            self.store,
+            login_queue_size=config.limits.login_queue_size,
+            login_queue_per_address=config.limits.login_queue_per_address,
+            is_penalised=self.failure_delay.is_penalised,
+        )
         self.maildirs = MaildirStore(config.mail_dir, config.hostname)
         self.queue = MailQueue(config.queue_dir, config.hostname)
         self.queue.ensure()

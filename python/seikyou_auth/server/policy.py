@@ -1,8 +1,8 @@
 """Connection and login policy shared by SMTP and POP3.
 
 Trusted networks, when a cleartext mechanism may be used, the per-address delay
-after failed logins, the per-address connection cap, the bad-command budget and
-the one log line per login attempt.
+after failed logins, the bad-command budget and the one log line per login attempt.
+Connection caps are the connection layer's (``server/connection.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from collections.abc import Iterable
 
 __all__ = [
     "BadCommandBudget",
-    "ConnectionLimiter",
     "FailureDelay",
     "Policy",
     "log_login_attempt",
@@ -133,28 +132,6 @@ class FailureDelay:
         stale = [a for a, (_, last) in self._failures.items() if now - last > self.forget_after]
         for addr in stale:
             del self._failures[addr]
-
-
-class ConnectionLimiter:
-    """At most ``per_address`` simultaneous connections from one client address."""
-
-    def __init__(self, per_address: int) -> None:
-        self.per_address = per_address
-        self._open: dict[str, int] = {}
-
-    def acquire(self, addr: str) -> bool:
-        count = self._open.get(addr, 0)
-        if count >= self.per_address:
-            return False
-        self._open[addr] = count + 1
-        return True
-
-    def release(self, addr: str) -> None:
-        count = self._open.get(addr, 0) - 1
-        if count > 0:
-            self._open[addr] = count
-        else:
-            self._open.pop(addr, None)
 
 
 class BadCommandBudget:
