@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import cast
 
 import seikyou_auth
 from seikyou_auth.accounts import Account
@@ -49,12 +48,14 @@ async def stls(session: Session, argument: bytes) -> None:
         return
     # Bytes pipelined behind STLS were sent in cleartext; running them inside TLS would let
     # an attacker inject commands (CVE-2011-0411), so such a client is disconnected instead.
-    if await session.lines.take_pipelined(cast(asyncio.Transport, session.writer.transport)):
+    if await session.conn.take_pipelined():
         await session.send(replies.err("Pipelined data after STLS, closing connection"))
         session.done = True
         return
     await session.send(replies.ok("Begin TLS negotiation now"))
-    await session.writer.start_tls(session.ctx.ssl_context)
+    await session.conn.start_tls(
+        session.ctx.ssl_context, session.ctx.config.limits.tls_handshake_timeout
+    )
     session.user = None
 
 
