@@ -9,6 +9,7 @@ import hmac
 import poplib
 import re
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -199,3 +200,55 @@ def test_curl_sees_the_wrong_password_refused(server: RunningExample, tls_files:
     )
     assert result.returncode == CURL_LOGIN_DENIED, result.stderr
     assert b"Subject:" not in result.stdout
+
+
+def pipelined(server: RunningExample, tls_files: TlsFiles, commands: list[bytes]) -> list[bytes]:
+    """Sends ``commands`` in one write; returns the greeting and one status line per command."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as raw:
+        context = tls_files.client_context()
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            reader = tls.makefile("rb")
+            replies = [reader.readline()]
+            tls.sendall(b"".join(command + b"\r\n" for command in commands))
+            for command in commands:
+                replies.append(reader.readline())
+                if command == b"STAT" or not replies[-1].startswith(b"+OK"):
+                    continue
+                if command == b"LIST":  # multi-line: skip to the terminating dot
+                    while reader.readline() != b".\r\n":
+                        pass
+    return [reply.rstrip(b"\r\n") for reply in replies]
+
+
+def test_commands_pipelined_behind_a_login_are_answered_in_order(
+    server: RunningExample, tls_files: TlsFiles
+) -> None:
+    commands = [f"USER {ADDRESS}".encode(), f"PASS {PLAIN_PASSWORD}".encode(), b"STAT", b"QUIT"]
+    greeting, user, password, stat, quit_ = pipelined(server, tls_files, commands)
+    assert greeting.startswith(b"+OK <")
+    assert user.startswith(b"+OK")
+    assert password == b"+OK Authentication succeeded"
+    assert re.fullmatch(rb"\+OK 1 \d+", stat), stat
+    assert quit_.startswith(b"+OK")
+
+
+def test_commands_pipelined_behind_a_failed_login_stay_unauthenticated(
+    server: RunningExample, tls_files: TlsFiles
+) -> None:
+    commands = [f"USER {ADDRESS}".encode(), b"PASS not-the-password", b"STAT", b"QUIT"]
+    _, _, password, stat, quit_ = pipelined(server, tls_files, commands)
+    assert password == b"-ERR [AUTH] Authentication failed"
+    assert stat.startswith(b"-ERR")
+    assert quit_.startswith(b"+OK")
+
+
+def test_bad_commands_get_a_reply_and_no_traceback(
+    server: RunningExample, tls_files: TlsFiles
+) -> None:
+    commands = [b"STAT", b"NOSUCHCOMMAND", f"USER {ADDRESS}".encode(), b"PASS", b"QUIT"]
+    _, stat, unknown, _, empty_pass, quit_ = pipelined(server, tls_files, commands)
+    assert stat == b"-ERR not authenticated yet: cannot do STAT"
+    assert unknown.startswith(b"-ERR")
+    assert empty_pass.startswith(b"-ERR")
+    assert quit_.startswith(b"+OK")
+    # run_example checks, once the server has stopped, that its log holds no traceback

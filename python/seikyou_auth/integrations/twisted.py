@@ -143,14 +143,25 @@ class ClientPortal:
 
     ``portal.login`` gives checkers nothing but the credentials; the failure delay and the
     log line need the client's address and whether the connection is encrypted.
+    ``on_login`` is called as each login starts.
     """
 
-    def __init__(self, portal: Portal, protocol: str, transport: Any) -> None:
+    def __init__(
+        self,
+        portal: Portal,
+        protocol: str,
+        transport: Any,
+        *,
+        on_login: Callable[[], None] | None = None,
+    ) -> None:
         self.portal = portal
         self.protocol = protocol
         self.transport = transport
+        self.on_login = on_login
 
     def login(self, credentials: Any, mind: Any, *interfaces: Any) -> defer.Deferred[Any]:
+        if self.on_login is not None:
+            self.on_login()
         peer = self.transport.getPeer()
         attempt = LoginAttempt(
             credentials,
@@ -388,13 +399,26 @@ class SeikyouAuthPOP3(pop3.POP3):
 
     hostname = "localhost"
     apop = True
+    _held: list[bytes] | None = None  # lines that arrived while a login was pending
 
     def connectionMade(self) -> None:
         if self.portal is not None:
-            self.portal = ClientPortal(self.portal, "pop3", self.transport)
+            self.portal = ClientPortal(
+                self.portal, "pop3", self.transport, on_login=self._hold_lines
+            )
         if not self.apop:
             self.magic = b"POP3 server ready"  # no <timestamp>: RFC 1939 section 7
         super().connectionMade()
+
+    def state_COMMAND(self, line: bytes) -> None:
+        # Twisted logs a traceback for every command a client gets wrong (and crashes on
+        # TypeError texts); a client's mistake deserves a reply, not an entry in the error log.
+        try:
+            self.processCommand(*line.split(b" "))
+        except pop3.POP3Error as error:
+            self.failResponse(error.args[0])
+        except (ValueError, TypeError):
+            self.failResponse(b"Bad command arguments")
 
     def generateMagic(self) -> bytes:
         timestamp: bytes = seikyou_auth.apop_timestamp(self.hostname)
@@ -406,6 +430,10 @@ class SeikyouAuthPOP3(pop3.POP3):
         else:
             self.failResponse(b"[AUTH] APOP is not offered here")
 
+    def _cbMailbox(self, result: Any, user: bytes) -> None:
+        super()._cbMailbox(result, user)
+        self._login_answered()
+
     def _ebMailbox(self, failure: Failure) -> None:
         if failure.check(LoginUnavailable):
             self.failResponse(b"[SYS/TEMP] Temporary authentication failure")
@@ -413,6 +441,39 @@ class SeikyouAuthPOP3(pop3.POP3):
             self.failResponse(b"[AUTH] Authentication failed")
         else:
             super()._ebMailbox(failure)
+        self._login_answered()
+
+    def _ebUnexpected(self, failure: Failure) -> None:
+        super()._ebUnexpected(failure)
+        self._login_answered()
+
+    def _hold_lines(self) -> None:
+        # The check finishes on a later reactor turn, and Twisted's POP3 would answer commands
+        # pipelined behind the login first: RFC 2449 PIPELINING wants replies in order.
+        if self._held is None:
+            self._held = []
+            transport: Any = self.transport  # a TCP or TLS transport: a producer too
+            transport.pauseProducing()
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._held is not None:
+            self._held.append(line)  # at most what one read brought: the socket is paused
+        else:
+            super().lineReceived(line)
+
+    def _login_answered(self) -> None:
+        held, self._held = self._held, None
+        if held is None:
+            return
+        transport: Any = self.transport
+        transport.resumeProducing()
+        for position, line in enumerate(held):
+            if self._held is not None:  # another login began: the rest waits for it
+                self._held.extend(held[position:])
+                return
+            if transport.disconnecting:
+                return
+            super().lineReceived(line)
 
 
 @implementer(pop3.IServerFactory)
