@@ -12,8 +12,6 @@ for behaviour seikyou-auth changes on purpose are marked as strict expected fail
 from __future__ import annotations
 
 import importlib
-import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -24,6 +22,7 @@ import aiosmtpd.handlers
 import aiosmtpd.main
 import aiosmtpd.smtp
 import pytest
+from host_suite import OutcomeRecorder
 
 from seikyou_auth.accounts import PasswdFileStore
 from seikyou_auth.integrations.aiosmtpd import SeikyouAuthSMTP
@@ -83,9 +82,6 @@ BY_DESIGN: dict[str, str] = {
     ),
 }
 
-REPORT_ENV = "SEIKYOU_AIOSMTPD_SUITE_REPORT"
-"""When set, the path where each test's outcome is written as JSON (test id -> outcome)."""
-
 
 class SuiteSMTP(SeikyouAuthSMTP):
     """SeikyouAuthSMTP built the way aiosmtpd's tests build ``SMTP``."""
@@ -111,8 +107,7 @@ _SMTP_NAMES = (
     (aiosmtpd.main, "SMTP"),
 )
 _passwd_directory: tempfile.TemporaryDirectory[str] | None = None
-_outcomes: dict[str, str] = {}
-_OUTCOME_RANK = {"passed": 0, "skipped": 1, "xfailed": 2, "failed": 3}
+_recorder = OutcomeRecorder("aiosmtpd/tests/", BY_DESIGN)
 
 
 def _passwd_file() -> Path:
@@ -141,28 +136,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        reason = BY_DESIGN.get(_test_id(item.nodeid))
-        if reason is not None:
-            item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+    _recorder.mark_by_design(items)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    # A test that fails in its call and then in its teardown has two reports: keep the worst.
-    outcome = "xfailed" if hasattr(report, "wasxfail") else report.outcome
-    test_id = _test_id(report.nodeid)
-    previous = _outcomes.get(test_id, "passed")
-    _outcomes[test_id] = max(previous, outcome, key=_OUTCOME_RANK.__getitem__)
+    _recorder.record(report)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    report_path = os.environ.get(REPORT_ENV)
-    if report_path:
-        Path(report_path).write_text(json.dumps(_outcomes, indent=1), encoding="utf-8")
+    _recorder.write_report()
     if _passwd_directory is not None:
         _passwd_directory.cleanup()
-
-
-def _test_id(nodeid: str) -> str:
-    """The node id below aiosmtpd/tests/, however pytest was pointed at the suite."""
-    return nodeid.rpartition("aiosmtpd/tests/")[2]
