@@ -41,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "hostile"))
 
+from attackers import SERVER_ADDRESS, client_tls_context  # noqa: E402
 from attackkit import (  # noqa: E402
     ARGON_USER,
     CRYPT_PASSWORD,
@@ -51,11 +52,9 @@ from attackkit import (  # noqa: E402
     PROBE_PASSWORD,
     PROBE_USER,
     RSS_GROWTH_BOUND_KB,
-    TRUSTED,
     HostileServer,
     RunningAttack,
     attack,
-    client_tls_context,
     fill_maildir,
     hostile_server,
     own_wakeup_delay,
@@ -126,7 +125,7 @@ def _deliveries(subscribers: Subscribers, server: HostileServer) -> Callable[[],
         message.set_content("soak body\n" * 50)
         try:
             with smtplib.SMTP_SSL(
-                TRUSTED,
+                SERVER_ADDRESS,
                 server.ports["submissions"],
                 timeout=30,
                 source_address=(SENDER_SOURCE, 0),
@@ -190,6 +189,7 @@ def _attacks(server: HostileServer) -> Iterator[tuple[str, dict[str, object]]]:
         {
             "port": ports["mx"],
             "source": source_address(2, 0),
+            "recipient": f"{MAIL_USER}@{DOMAIN}",
             "connections": 2,
             "lines": 8_700_000,
         },
@@ -251,10 +251,10 @@ def _attacks(server: HostileServer) -> Iterator[tuple[str, dict[str, object]]]:
             "port": ports["submissions"],
             "sources": [source_address(8, index) for index in range(8)],
             "per_source": 20,
-            "user": ARGON_USER,
+            "address": f"{ARGON_USER}@{DOMAIN}",
         },
     )
-    yield "rcpt_harvest", {"port": ports["mx"], "source": source_address(9, 0)}
+    yield "rcpt_harvest", {"port": ports["mx"], "source": source_address(9, 0), "domain": DOMAIN}
     yield (
         "pop3_logins",
         {
@@ -269,7 +269,7 @@ def _attacks(server: HostileServer) -> Iterator[tuple[str, dict[str, object]]]:
         {
             "port": ports["submissions"],
             "source": source_address(11, 0),
-            "user": PROBE_USER,
+            "address": f"{PROBE_USER}@{DOMAIN}",
             "password": PROBE_PASSWORD,
         },
     )
@@ -279,7 +279,7 @@ def _attacks(server: HostileServer) -> Iterator[tuple[str, dict[str, object]]]:
             "port": ports["submissions"],
             "sources": [source_address(14, 0)],
             "per_source": 2,
-            "user": FORGED_NAME,
+            "address": FORGED_NAME,
         },
     )
 

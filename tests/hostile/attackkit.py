@@ -4,21 +4,17 @@
   with every listener (MX, submission, submissions, POP3, POP3S) on fixed loopback ports, only
   127.0.0.1 trusted, and the accounts below. The server is a process of its own so its RSS and
   fds (``/proc/PID``) are its alone.
-- ``attack(name, **params)``: runs one attack of ``ATTACKS`` in a child process (its own CPU
+- ``attack(name, **params)``: runs one attack of attackers.py in a child process (its own CPU
   time, its own fd limit raised to the hard limit) for a bounded time; yields while it runs and
   leaves its JSON summary in ``.summary``. Attackers bind 127.0.0.2 and up, never 127.0.0.1.
 - Probes: ``smtps_login`` / ``submission_login`` / ``pop3s_login`` time one real login
   (smtplib, poplib) from a loopback address of their own; ``measure_logins`` takes their p50
   and tells a slow server from a starved test process; ``assert_bounds`` reports every bound
   an attack broke at once, so one run tells the whole story.
-
-Run as a script, this module is the attack process: ``python attackkit.py NAME JSON``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import contextlib
 import json
 import os
@@ -27,14 +23,12 @@ import resource
 import signal
 import smtplib
 import socket
-import ssl
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +37,7 @@ TESTS_DIR = Path(__file__).resolve().parents[1]
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
+from attackers import SERVER_ADDRESS, client_tls_context  # noqa: E402
 from serverkit import (  # noqa: E402  (the path insert above makes it importable from benches/)
     DOMAIN,
     HOSTNAME,
@@ -55,7 +50,7 @@ from serverkit import (  # noqa: E402  (the path insert above makes it importabl
 import seikyou_auth  # noqa: E402
 from seikyou_auth.server.maildir import crlf_size, unique_name  # noqa: E402
 
-TRUSTED = "127.0.0.1"
+ATTACKERS_SCRIPT = Path(__file__).with_name("attackers.py")
 PROBE_SOURCE = "127.0.9.9"  # no attack ever binds this one
 
 # Accounts: (name, password, scheme). The probe accounts are what a subscriber has; the Argon2
@@ -97,14 +92,6 @@ RSS_GROWTH_BOUND_KB = 100 * 1024
 def source_address(group: int, index: int) -> str:
     """The index-th attacker address of a group: 127.<group>.<index // 250>.<2 + index % 250>."""
     return f"127.{group}.{index // 250}.{2 + index % 250}"
-
-
-def client_tls_context() -> ssl.SSLContext:
-    """The server's certificate is a generated self-signed one: trust it blindly."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def write_accounts(path: Path, accounts: tuple[tuple[str, str, str], ...] = ACCOUNTS) -> None:
@@ -167,7 +154,7 @@ def hostile_server(
     ports = {name: free_port() for name in LISTENERS}
     settings: dict[str, Any] = {
         "hostname": HOSTNAME,
-        "trusted_networks": [f"{TRUSTED}/32"],
+        "trusted_networks": [f"{SERVER_ADDRESS}/32"],
         "limits": {**HOSTILE_LIMITS, **(limits or {})},
     }
     if smtp:
@@ -248,7 +235,7 @@ def smtps_login(port: int, user: str, password: str, source: str = PROBE_SOURCE)
     """Seconds from connect to ``235`` for AUTH PLAIN on implicit TLS (smtplib)."""
     start = time.perf_counter()
     with smtplib.SMTP_SSL(
-        TRUSTED, port, timeout=10, source_address=(source, 0), context=client_tls_context()
+        SERVER_ADDRESS, port, timeout=10, source_address=(source, 0), context=client_tls_context()
     ) as client:
         _auth_plain(client, user, password)
         elapsed = time.perf_counter() - start
@@ -259,7 +246,7 @@ def smtps_login(port: int, user: str, password: str, source: str = PROBE_SOURCE)
 def submission_login(port: int, user: str, password: str, source: str = PROBE_SOURCE) -> float:
     """Seconds from connect to ``235`` for STARTTLS then AUTH PLAIN on port 587 (smtplib)."""
     start = time.perf_counter()
-    with smtplib.SMTP(TRUSTED, port, timeout=10, source_address=(source, 0)) as client:
+    with smtplib.SMTP(SERVER_ADDRESS, port, timeout=10, source_address=(source, 0)) as client:
         client.starttls(context=client_tls_context())
         _auth_plain(client, user, password)
         elapsed = time.perf_counter() - start
@@ -290,7 +277,9 @@ class SourcePOP3_SSL(poplib.POP3_SSL):
 def pop3s_client(port: int, source: str = PROBE_SOURCE, timeout: float = 10) -> SourcePOP3_SSL:
     client = SourcePOP3_SSL.__new__(SourcePOP3_SSL)
     client.source = source
-    SourcePOP3_SSL.__init__(client, TRUSTED, port, timeout=timeout, context=client_tls_context())
+    SourcePOP3_SSL.__init__(
+        client, SERVER_ADDRESS, port, timeout=timeout, context=client_tls_context()
+    )
     return client
 
 
@@ -427,7 +416,7 @@ def attack(name: str, *, settle: float = 1.0, **params: Any) -> Iterator[Running
     On exit the child is stopped (SIGTERM by PID) if still running and its summary read.
     """
     process = subprocess.Popen(
-        [sys.executable, __file__, name, json.dumps(params)],
+        [sys.executable, str(ATTACKERS_SCRIPT), name, json.dumps(params)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -445,473 +434,3 @@ def attack(name: str, *, settle: float = 1.0, **params: Any) -> Iterator[Running
             out, _ = process.communicate(timeout=10)
         if out.strip():
             running.summary = json.loads(out.strip().splitlines()[-1])
-
-
-def _raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-async def _connect(
-    port: int,
-    source: str,
-    *,
-    tls: bool = False,
-    rcvbuf: int | None = None,
-    timeout: float = 10,
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        if rcvbuf is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        sock.bind((source, 0))
-        sock.setblocking(False)
-        await asyncio.wait_for(
-            asyncio.get_running_loop().sock_connect(sock, (TRUSTED, port)), timeout
-        )
-        return await asyncio.wait_for(
-            asyncio.open_connection(
-                sock=sock,
-                ssl=client_tls_context() if tls else None,
-                server_hostname=TRUSTED if tls else None,
-            ),
-            timeout,
-        )
-    except BaseException:
-        sock.close()
-        raise
-
-
-async def _reply(reader: asyncio.StreamReader, timeout: float = 20) -> int:
-    """The code of one complete SMTP reply (multi-line replies read to their last line)."""
-    while True:
-        line = await asyncio.wait_for(reader.readline(), timeout)
-        if not line:
-            raise ConnectionError("closed by server")
-        if line[3:4] != b"-":
-            return int(line[:3])
-
-
-def _close(writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(Exception):
-        writer.close()
-
-
-class Tally:
-    """Outcome counts of an attack, printed as its JSON summary."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-
-    def add(self, outcome: str, amount: int = 1) -> None:
-        self.counts[outcome] += amount
-
-
-async def _until(
-    tally: Tally, deadline: float, worker: Callable[[], Awaitable[None]], pause: float
-) -> None:
-    """Repeat ``worker`` until the deadline; count a failed round and wait ``pause``."""
-    loop = asyncio.get_running_loop()
-    while loop.time() < deadline:
-        try:
-            await asyncio.wait_for(worker(), max(0.01, deadline - loop.time()))
-        except (OSError, ConnectionError, TimeoutError, ssl.SSLError, ValueError) as error:
-            if loop.time() < deadline:
-                tally.add(f"error {type(error).__name__}")
-            await asyncio.sleep(pause)
-
-
-async def hold_open(
-    tally: Tally, port: int, sources: list[str], per_source: int, seconds: float, payload: str
-) -> None:
-    """Rows 3 and 4: connections that send ``payload`` (maybe nothing) and then wait forever.
-
-    Each slot reconnects when the server closes it, so the server is under the same pressure
-    for the whole attack.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    data = bytes.fromhex(payload)
-
-    async def slot(source: str) -> None:
-        async def once() -> None:
-            reader, writer = await _connect(port, source)
-            tally.add("connected")
-            try:
-                if data:
-                    writer.write(data)
-                while await reader.read(4096):
-                    pass
-                tally.add("closed by server")
-            finally:
-                _close(writer)
-            await asyncio.sleep(0.2)
-
-        await _until(tally, deadline, once, 0.2)
-
-    await asyncio.gather(*(slot(source) for source in sources for _ in range(per_source)))
-
-
-async def ehlo_flood(
-    tally: Tally, port: int, sources: list[str], per_source: int, seconds: float
-) -> None:
-    """Row 1: pipeline ``EHLO`` without ever reading, with a tiny receive buffer."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    batch = b"EHLO flood.example\r\n" * 512
-
-    async def flooder(source: str) -> None:
-        async def once() -> None:
-            _reader, writer = await _connect(port, source, rcvbuf=4096)
-            tally.add("connected")
-            try:
-                while loop.time() < deadline:
-                    writer.write(batch)
-                    await writer.drain()
-                    tally.add("bytes sent", len(batch))
-            finally:
-                _close(writer)
-
-        await _until(tally, deadline, once, 0.2)
-
-    await asyncio.gather(*(flooder(source) for source in sources for _ in range(per_source)))
-
-
-async def data_flood(
-    tally: Tally, port: int, source: str, connections: int, lines: int, seconds: float
-) -> None:
-    """Row 2: DATA of ``a\\r\\n`` x ``lines`` on the MX, on several connections at once."""
-    chunk = b"a\r\n" * 65536
-
-    async def sender(index: int) -> None:
-        reader, writer = await _connect(port, source)
-        try:
-            await _reply(reader)
-            for command in (
-                b"EHLO flood.example",
-                b"MAIL FROM:<flood@example.org>",
-                f"RCPT TO:<{MAIL_USER}@{DOMAIN}>".encode(),
-                b"DATA",
-            ):
-                writer.write(command + b"\r\n")
-                tally.add(f"{command.split()[0].decode()} {await _reply(reader)}")
-            writer.write(f"Subject: flood {index}\r\n\r\n".encode())
-            for _ in range(lines // 65536):
-                writer.write(chunk)
-                await writer.drain()
-            writer.write(b"a\r\n" * (lines % 65536) + b".\r\n")
-            tally.add(f"end of data {await _reply(reader, timeout=seconds)}")
-            writer.write(b"QUIT\r\n")
-            await _reply(reader)
-        finally:
-            _close(writer)
-
-    results = await asyncio.wait_for(
-        asyncio.gather(*(sender(index) for index in range(connections)), return_exceptions=True),
-        seconds,
-    )
-    for result in results:
-        if isinstance(result, BaseException):
-            tally.add(f"error {type(result).__name__}")
-
-
-async def noop_pipeline(tally: Tally, port: int, source: str, batch: int, seconds: float) -> None:
-    """Row 5: pipeline ``NOOP`` in large batches and read every reply, as fast as possible."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-
-    async def once() -> None:
-        reader, writer = await _connect(port, source)
-        try:
-            await _reply(reader)
-            writer.write(b"EHLO noop.example\r\n")
-            await _reply(reader)
-            while loop.time() < deadline:
-                writer.write(b"NOOP\r\n" * batch)
-                replies = 0
-                while replies < batch:  # counted in bulk: the attacker must outpace the server
-                    chunk = await asyncio.wait_for(reader.read(1 << 20), 20)
-                    if not chunk:
-                        raise ConnectionError("closed by server")
-                    replies += chunk.count(b"\n")
-                tally.add("noops", batch)
-        finally:
-            _close(writer)
-
-    await _until(tally, deadline, once, 0.2)
-
-
-async def auth_failures(
-    tally: Tally, port: int, sources: list[str], per_source: int, user: str, seconds: float
-) -> None:
-    """Row 8: failed AUTH PLAIN on implicit TLS, over and over, against an expensive account."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    token = base64.b64encode(f"\0{user}@{DOMAIN}\0wrong-password".encode())
-
-    async def attacker(source: str) -> None:
-        async def once() -> None:
-            reader, writer = await _connect(port, source, tls=True)
-            tally.add("connected")
-            try:
-                await _reply(reader)
-                writer.write(b"EHLO fail.example\r\n")
-                await _reply(reader)
-                while loop.time() < deadline:
-                    writer.write(b"AUTH PLAIN " + token + b"\r\n")
-                    code = await _reply(reader, timeout=60)
-                    tally.add(f"AUTH {code}")
-                    if code == 421:
-                        return
-            finally:
-                _close(writer)
-
-        await _until(tally, deadline, once, 0.2)
-
-    await asyncio.gather(*(attacker(source) for source in sources for _ in range(per_source)))
-
-
-async def slow_retrieval(
-    tally: Tally, port: int, source: str, user: str, password: str, seconds: float
-) -> None:
-    """Soak only: POP3S sessions that read every message slowly and delete nothing."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-
-    async def once() -> None:
-        reader, writer = await _connect(port, source, tls=True)
-        try:
-            for command in (b"", f"USER {user}".encode(), f"PASS {password}".encode(), b"RETR 1"):
-                if command:
-                    writer.write(command + b"\r\n")
-                line = await asyncio.wait_for(reader.readline(), 20)
-                if not line.startswith(b"+OK"):
-                    tally.add("refused")
-                    return
-            while (line := await asyncio.wait_for(reader.readline(), 20)) not in (b".\r\n", b""):
-                await asyncio.sleep(0.001)
-            tally.add("retrieved")
-            writer.write(b"QUIT\r\n")
-            await asyncio.wait_for(reader.readline(), 20)
-        finally:
-            _close(writer)
-
-    await _until(tally, deadline, once, 0.5)
-
-
-async def rcpt_harvest(tally: Tally, port: int, source: str, seconds: float) -> None:
-    """Row 9: RCPT TO one unknown local user after another until the server hangs up."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-
-    async def once() -> None:
-        reader, writer = await _connect(port, source)
-        try:
-            await _reply(reader)
-            for command in (b"EHLO harvest.example", b"MAIL FROM:<harvest@example.org>"):
-                writer.write(command + b"\r\n")
-                await _reply(reader)
-            for index in range(20_000):
-                writer.write(f"RCPT TO:<nobody{index}@{DOMAIN}>\r\n".encode())
-                code = await _reply(reader)
-                tally.add(f"RCPT {code}")
-                if code == 421:
-                    return
-        finally:
-            _close(writer)
-
-    await _until(tally, deadline, once, 0.5)
-
-
-SMUGGLED_BODY = (
-    b"Subject: innocent\r\n\r\nhello\r.\r\n"
-    b"MAIL FROM:<ceo@bank.example>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\n"
-    b"Subject: smuggled\r\n\r\nsmuggled body\r\n.\r\n"
-)
-
-
-async def smuggle(
-    tally: Tally, port: int, source: str, user: str, password: str, seconds: float
-) -> None:
-    """Row 11: authenticated submissions whose body hides a second message behind ``\\r.\\r\\n``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    token = base64.b64encode(f"\0{user}@{DOMAIN}\0{password}".encode())
-
-    async def once() -> None:
-        reader, writer = await _connect(port, source, tls=True)
-        try:
-            await _reply(reader)
-            for command in (
-                b"EHLO smuggle.example",
-                b"AUTH PLAIN " + token,
-                f"MAIL FROM:<{user}@{DOMAIN}>".encode(),
-                f"RCPT TO:<{user}@{DOMAIN}>".encode(),
-                b"DATA",
-            ):
-                writer.write(command + b"\r\n")
-                await _reply(reader)
-            writer.write(SMUGGLED_BODY)
-            tally.add(f"end of data {await _reply(reader)}")
-            writer.write(b"QUIT\r\n")
-            await _reply(reader)
-        finally:
-            _close(writer)
-        await asyncio.sleep(0.5)
-
-    await _until(tally, deadline, once, 0.5)
-
-
-async def pop3_logins(
-    tally: Tally, port: int, source: str, user: str, password: str, seconds: float
-) -> None:
-    """Row 10: log in to a (huge) mailbox over POP3S, STAT, QUIT, over and over."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-
-    async def once() -> None:
-        reader, writer = await _connect(port, source, tls=True)
-        try:
-            for command in (b"", f"USER {user}".encode(), f"PASS {password}".encode(), b"STAT"):
-                if command:
-                    writer.write(command + b"\r\n")
-                line = await asyncio.wait_for(reader.readline(), 60)
-                if not line.startswith(b"+OK"):
-                    tally.add("refused")
-                    return
-            tally.add("logged in")
-            writer.write(b"QUIT\r\n")
-            await asyncio.wait_for(reader.readline(), 60)
-        finally:
-            _close(writer)
-
-    await _until(tally, deadline, once, 0.5)
-
-
-async def trickle(
-    port: int,
-    source: str,
-    *,
-    setup: list[str],
-    drip: bytes,
-    interval: float,
-    observe: float,
-    smtp: bool = True,
-    octets: int = 1,
-) -> float | None:
-    """Row 6: after ``setup`` commands, send ``drip`` round and round, ``octets`` at a time
-    every ``interval`` seconds.
-
-    Returns how long after the setup the server closed the connection, or None when it was
-    still open after ``observe`` seconds.
-    """
-    loop = asyncio.get_running_loop()
-    reader, writer = await _connect(port, source)
-    try:
-        for command in ["", *setup]:
-            if command:
-                writer.write(command.encode() + b"\r\n")
-            if smtp:
-                await _reply(reader)
-            elif not (await asyncio.wait_for(reader.readline(), 20)).startswith(b"+OK"):
-                raise ConnectionError(f"POP3 refused {command!r}")
-        start = loop.time()
-
-        async def until_closed() -> None:
-            while await reader.read(4096):
-                pass
-
-        closed = asyncio.ensure_future(until_closed())
-        sent = 0
-        while not closed.done() and loop.time() - start < observe:
-            piece = bytes(drip[(sent + index) % len(drip)] for index in range(octets))
-            try:
-                writer.write(piece)
-            except (ConnectionError, RuntimeError):
-                break
-            sent += octets
-            await asyncio.wait([closed], timeout=interval)
-        if closed.done():
-            with contextlib.suppress(ConnectionError, OSError):
-                closed.result()
-            return loop.time() - start
-        closed.cancel()
-        return None
-    finally:
-        _close(writer)
-
-
-async def slowloris(
-    tally: Tally,
-    port: int,
-    source: str,
-    setup: list[str],
-    drip: str,
-    interval: float,
-    connections: int,
-    seconds: float,
-    smtp: bool = True,
-) -> None:
-    """Soak only: ``connections`` trickling clients, each reconnecting once cut off."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-
-    async def client() -> None:
-        async def once() -> None:
-            held = await trickle(
-                port,
-                source,
-                setup=setup,
-                drip=drip.encode(),
-                interval=interval,
-                observe=max(0.0, deadline - loop.time()),
-                smtp=smtp,
-            )
-            tally.add("cut off" if held is not None else "still open at the end")
-
-        await _until(tally, deadline, once, 0.5)
-
-    await asyncio.gather(*(client() for _ in range(connections)))
-
-
-ATTACKS: dict[str, Callable[..., Awaitable[None]]] = {
-    "hold_open": hold_open,
-    "ehlo_flood": ehlo_flood,
-    "data_flood": data_flood,
-    "noop_pipeline": noop_pipeline,
-    "auth_failures": auth_failures,
-    "slow_retrieval": slow_retrieval,
-    "slowloris": slowloris,
-    "rcpt_harvest": rcpt_harvest,
-    "smuggle": smuggle,
-    "pop3_logins": pop3_logins,
-}
-
-
-def _attack_main(name: str, params_json: str) -> None:
-    _raise_fd_limit()
-    tally = Tally()
-    params = json.loads(params_json)
-
-    async def run() -> None:
-        task = asyncio.ensure_future(ATTACKS[name](tally, **params))
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
-        # Connections cut off while the attack is being stopped: counted, not printed.
-        loop.set_exception_handler(
-            lambda _loop, context: tally.add(
-                f"unretrieved {type(context.get('exception')).__name__}"
-            )
-        )
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, params["seconds"] + 30)
-
-    try:
-        asyncio.run(run())
-    finally:
-        print(json.dumps(dict(tally.counts)), flush=True)
-
-
-if __name__ == "__main__":
-    _attack_main(sys.argv[1], sys.argv[2])

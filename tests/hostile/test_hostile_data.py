@@ -38,6 +38,7 @@ def test_row2_huge_data_of_short_lines_is_streamed_not_buffered(tmp_path: Path) 
                 "data_flood",
                 port=server.ports["mx"],
                 source=source_address(2, 0),
+                recipient=f"{MAIL_USER}@{DOMAIN}",
                 connections=FLOOD_CONNECTIONS,
                 lines=FLOOD_LINES,
                 seconds=180,

@@ -19,6 +19,7 @@ from attackkit import (
     smtps_login,
     source_address,
 )
+from serverkit import DOMAIN
 from smtp_wire import Wire, plain_ir
 
 ATTACK_SECONDS = 25
@@ -32,7 +33,7 @@ def test_row8_failed_argon2_logins_do_not_slow_a_real_users_login(tmp_path: Path
             port=port,
             sources=[source_address(8, index) for index in range(8)],
             per_source=20,
-            user=ARGON_USER,
+            address=f"{ARGON_USER}@{DOMAIN}",
             seconds=ATTACK_SECONDS,
             # Measured on the undefended server: the hash queue takes ~6 s to fill up.
             settle=8.0,

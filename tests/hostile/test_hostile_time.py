@@ -8,16 +8,14 @@ import socket
 import time
 from pathlib import Path
 
+from attackers import SERVER_ADDRESS, client_tls_context, trickle
 from attackkit import (
     MAIL_PASSWORD,
     MAIL_USER,
     PROBE_PASSWORD,
     PROBE_USER,
-    TRUSTED,
-    client_tls_context,
     hostile_server,
     source_address,
-    trickle,
 )
 from serverkit import DOMAIN
 from smtp_wire import Wire, plain_ir
@@ -89,7 +87,7 @@ def _slow_pop3_retrieval(port: int, source: str) -> tuple[bytes, list[bytes]]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
     sock.bind((source, 0))
     sock.settimeout(20)
-    sock.connect((TRUSTED, port))
+    sock.connect((SERVER_ADDRESS, port))
     conn = client_tls_context().wrap_socket(sock)
     with conn:
         stream = conn.makefile("rb")
