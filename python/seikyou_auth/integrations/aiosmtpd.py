@@ -37,6 +37,7 @@ except ImportError as missing:
 import seikyou_auth
 from seikyou_auth.accounts import AccountStore
 from seikyou_auth.sasl import Authenticator, Challenge, FailureReason, SaslServer, Success
+from seikyou_auth.server.config import DOVECOT_FAILURE_DELAYS  # re-exported: part of this API
 from seikyou_auth.server.policy import FailureDelay, Policy, log_login_attempt
 
 __all__ = [
@@ -45,9 +46,6 @@ __all__ = [
     "SeikyouAuthController",
     "SeikyouAuthSMTP",
 ]
-
-DOVECOT_FAILURE_DELAYS = (2.0, 4.0, 8.0, 15.0)
-"""Seconds before answering a client's 1st, 2nd, 3rd, and every further failed login."""
 
 MAX_RESPONSE_OCTETS = 12288
 """RFC 4954 §4: the longest AUTH response line a server must accept, without CRLF."""
