@@ -85,7 +85,7 @@ class LoginUnavailable(cred_error.LoginFailed):
 class SeikyouCramMD5Credentials(CramMD5Credentials):
     """Twisted's CRAM-MD5 credentials with a CSPRNG challenge and the core's response parser."""
 
-    def getChallenge(self) -> bytes:  # Twisted's name
+    def getChallenge(self) -> bytes:
         if not self.challenge:
             self.challenge = seikyou_auth.cram_md5_challenge(self.host or "localhost")
         challenge: bytes = self.challenge
@@ -96,6 +96,7 @@ class SeikyouCramMD5Credentials(CramMD5Credentials):
         self.username, self.response = username.encode("utf-8"), digest.encode("ascii")
 
     def checkPassword(self, password: bytes) -> bool:
+        # For other checkers on the same portal that hold cleartext: no `==` on the digest.
         return bool(seikyou_auth.cram_md5_verify(password, self.challenge, self.response.decode()))
 
 
@@ -222,7 +223,7 @@ class SeikyouAuthChecker:
 
     def requestAvatarId(self, credentials: Any) -> defer.Deferred[str]:
         if not isinstance(credentials, LoginAttempt):
-            credentials = LoginAttempt(credentials, protocol="-", client="unknown", tls=False)
+            credentials = LoginAttempt(credentials, protocol="twisted", client="unknown", tls=False)
         return self._on_loop(self._check(credentials))
 
     def _on_loop(self, coroutine: Coroutine[Any, Any, str]) -> defer.Deferred[str]:
