@@ -89,7 +89,6 @@ class Connection:
         self._out: list[bytes] = []
         self._out_size = 0
         self.task: asyncio.Task[object] | None = asyncio.current_task()
-        self.watchdog: IdleWatchdog | None = None
         self.session: LoginState | None = None
         self.handshaking = False
         self.tls_pending = False  # a handshake began and has not succeeded (yet)
@@ -133,16 +132,8 @@ class Connection:
     async def drain(self) -> None:
         """Send what is queued and wait until the client has taken all but HIGH_WATER of it."""
         self.flush()
-        if self.transport.get_write_buffer_size() <= HIGH_WATER:
-            return
-        watchdog = self.watchdog
-        if watchdog is not None:
-            watchdog.start_sending()
-        try:
+        if self.transport.get_write_buffer_size() > HIGH_WATER:
             await self.writer.drain()
-        finally:
-            if watchdog is not None:
-                watchdog.stop_sending()
 
     async def send(self, data: bytes) -> None:
         self.reply(data)
@@ -300,7 +291,6 @@ async def serve_connection(
         watchdog = IdleWatchdog(
             conn.lines, conn.writer, limits.idle_timeout, limits.min_data_rate, conn.task
         )
-        conn.watchdog = watchdog
         await handler(conn, ctx)
         conn.flush()
     except asyncio.CancelledError:
