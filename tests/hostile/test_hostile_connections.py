@@ -51,8 +51,9 @@ def test_row1_pipelined_ehlo_never_read_is_bounded(tmp_path: Path) -> None:
                 still_attacking=flood.running,
             )
             flood.process.wait(ATTACK_SECONDS + 30)
-        assert flood.summary.get("connected", 0) >= 20, flood.summary
         assert_bounds(logins, rss=under(watch.rss_growth_kb, RSS_GROWTH_BOUND_KB, "RSS growth kB"))
+        # The attack really ran: without it the bounds above would prove nothing.
+        assert flood.summary.get("connected", 0) >= 20, flood.summary
 
 
 def test_row3_stalled_tls_handshakes_do_not_take_every_fd(tmp_path: Path) -> None:
@@ -75,7 +76,6 @@ def test_row3_stalled_tls_handshakes_do_not_take_every_fd(tmp_path: Path) -> Non
                 still_attacking=stall.running,
             )
             stall.process.wait(ATTACK_SECONDS + 30)
-        assert stall.summary.get("connected", 0) >= 1200, stall.summary
         log = server.log_text()
         assert_bounds(
             logins,
@@ -84,6 +84,7 @@ def test_row3_stalled_tls_handshakes_do_not_take_every_fd(tmp_path: Path) -> Non
             log_size=under(len(log), LOG_BOUND, "log bytes"),
             tracebacks=under(log.count("Traceback"), 1, "tracebacks in the log"),
         )
+        assert stall.summary.get("connected", 0) >= 1200, stall.summary
 
 
 def test_row4_idle_crowd_makes_room_for_a_new_client(tmp_path: Path) -> None:
@@ -109,12 +110,12 @@ def test_row4_idle_crowd_makes_room_for_a_new_client(tmp_path: Path) -> None:
                 still_attacking=crowd.running,
             )
             crowd.process.wait(ATTACK_SECONDS + 30)
-        assert crowd.summary.get("connected", 0) >= 300, crowd.summary
         assert_bounds(
             logins,
             fds=under(watch.peak_fds, limits["max_connections"] + FD_SLACK, "peak fds"),
             log_size=under(len(server.log_text()), LOG_BOUND, "log bytes"),
         )
+        assert crowd.summary.get("connected", 0) >= 300, crowd.summary
 
 
 def test_row5_pipelined_noops_do_not_starve_other_clients(tmp_path: Path) -> None:
@@ -132,5 +133,5 @@ def test_row5_pipelined_noops_do_not_starve_other_clients(tmp_path: Path) -> Non
                 still_attacking=pipeline.running,
             )
             pipeline.process.wait(ATTACK_SECONDS + 30)
-        assert pipeline.summary.get("noops", 0) >= 10_000, pipeline.summary
         assert_bounds(logins)
+        assert pipeline.summary.get("noops", 0) >= 10_000, pipeline.summary

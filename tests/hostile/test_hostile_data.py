@@ -48,12 +48,19 @@ def test_row2_huge_data_of_short_lines_is_streamed_not_buffered(tmp_path: Path) 
             flood.process.wait(210)
         stored = server.maildir_messages(MAIL_USER)
         # Nothing lost: every 250 is a whole message on disk, body line for body line.
-        assert flood.summary.get("end of data 250") == FLOOD_CONNECTIONS, flood.summary
-        assert len(stored) == FLOOD_CONNECTIONS, stored
-        for path in stored:  # Maildir files have LF line ends
-            body = path.read_bytes().partition(b"\n\n")[2]
-            assert body == b"a\n" * FLOOD_LINES, (path, len(body))
-        assert_bounds(rss=under(watch.rss_growth_kb, RSS_GROWTH_BOUND_KB, "RSS growth kB"))
+        intact = [path for path in stored if _body(path) == b"a\n" * FLOOD_LINES]
+        assert_bounds(
+            rss=under(watch.rss_growth_kb, RSS_GROWTH_BOUND_KB, "RSS growth kB"),
+            accepted=None
+            if flood.summary.get("end of data 250") == FLOOD_CONNECTIONS
+            else f"not every message was accepted: {flood.summary}",
+            stored=under(FLOOD_CONNECTIONS - len(intact), 1, "messages missing or cut"),
+        )
+
+
+def _body(path: Path) -> bytes:
+    """The body of a stored message (Maildir files have LF line ends)."""
+    return path.read_bytes().partition(b"\n\n")[2]
 
 
 class _SinkHandler:

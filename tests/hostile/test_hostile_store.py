@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import poplib
-import statistics
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -62,65 +62,76 @@ def test_row9_unknown_recipients_end_in_421_with_growing_delays(tmp_path: Path) 
 
 BIG_MAILBOX = 30_000
 # Issue 9 measured 137-214 ms of stall for everyone per login with the listing on the loop;
-# here that server showed 100-215 ms, and with the listing in a thread 37-41 ms (the thread
-# still holds the GIL in 5 ms slices), measured 2026-11-30 on the 2-CPU dev machine.
+# here such a server stalled 100-215 ms, while a listing in a thread still costs the loop
+# 35-45 ms (the thread holds the GIL in 5 ms slices). Measured 2026-11-30, 2-CPU dev machine.
 STALL_BOUND = 0.075
 
 
 def test_row10_a_huge_mailbox_login_does_not_stall_everyone(tmp_path: Path) -> None:
+    # The subscriber has 30,000 messages already in cur/ (a first login moved them there) and
+    # logs in again; meanwhile a probe session's NOOP round trips, one every 10 ms, measure
+    # how long the event loop stalls. A round over the bound is retried: a hiccup of a shared
+    # machine does not repeat three times, a stall per login does.
     with hostile_server(tmp_path) as server:
         fill_maildir(server.data_dir / "mail" / MAIL_USER, BIG_MAILBOX)
         port = server.ports["pop3s"]
-        probe = pop3s_client(port)
+        counts = [_big_login(port)]
+        stalls: list[float] = []
+        starved: list[bool] = []
+        for _ in range(3):
+            stalls.append(_longest_noop_during(port, lambda: counts.append(_big_login(port))))
+            if stalls[-1] < STALL_BOUND:
+                break
+            starved.append(own_wakeup_delay() > 0.02)
+    assert counts == [BIG_MAILBOX] * (len(stalls) + 1), counts
+    if min(stalls) >= STALL_BOUND and all(starved):
+        pytest.skip(f"probe process starved (machine saturated): longest NOOPs {stalls}")
+    assert min(stalls) < STALL_BOUND, f"longest NOOP round trip per round: {stalls} s"
+
+
+def _big_login(port: int) -> int:
+    """Log in to the big mailbox; its message count."""
+    client = pop3s_client(port, source_address(10, 0), timeout=60)
+    try:
+        client.user(MAIL_USER)
+        client.pass_(MAIL_PASSWORD)
+        count: int = client.stat()[0]
+        client.quit()
+    finally:
+        client.close()
+    return count
+
+
+def _longest_noop_during(port: int, action: Callable[[], object]) -> float:
+    """The longest NOOP round trip of a probe's POP3 session, one every 10 ms, while
+    ``action`` runs in a thread."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            action()
+        except BaseException as error:  # raised again in the test's thread below
+            failures.append(error)
+
+    probe = pop3s_client(port)
+    try:
         probe.user(PROBE_USER)
         probe.pass_(PROBE_PASSWORD)
-        counts: list[int] = []
-        rounds: list[list[float]] = []
-        try:
-            for _ in range(3):
-                done = threading.Event()
-
-                def big_logins(done: threading.Event = done) -> None:
-                    try:
-                        for _ in range(3):
-                            big = pop3s_client(port, source_address(10, 0), timeout=60)
-                            big.user(MAIL_USER)
-                            big.pass_(MAIL_PASSWORD)
-                            counts.append(big.stat()[0])
-                            big.quit()
-                    finally:
-                        done.set()
-
-                worker = threading.Thread(target=big_logins)
-                worker.start()
-                latencies = []
-                while not done.is_set() and len(latencies) < 5000:
-                    started = time.perf_counter()
-                    probe.noop()
-                    latencies.append(time.perf_counter() - started)
-                    time.sleep(0.01)
-                worker.join(120)
-                rounds.append(latencies)
-                if _third_longest(latencies) < STALL_BOUND or own_wakeup_delay() <= 0.02:
-                    break
-        finally:
-            probe.quit()
-            probe.close()
-        assert counts and set(counts) == {BIG_MAILBOX}, counts
-    # NOOP round trips sampled every 10 ms over three big logins: a listing on the loop stalls
-    # it once per login, so the third-longest round trip is the shortest of those stalls, and
-    # two hiccups of a shared machine alone cannot fail the round.
-    stalls = [_third_longest(latencies) for latencies in rounds]
-    if min(stalls) >= STALL_BOUND and own_wakeup_delay() > 0.02:
-        pytest.skip(f"probe process starved (machine saturated): longest NOOPs {stalls}")
-    assert min(stalls) < STALL_BOUND, (
-        f"longest NOOP round trip per round {stalls} s; medians "
-        f"{[statistics.median(latencies) for latencies in rounds]}"
-    )
-
-
-def _third_longest(latencies: list[float]) -> float:
-    return sorted(latencies)[-3] if len(latencies) >= 3 else float("inf")
+        worker = threading.Thread(target=run)
+        worker.start()
+        longest = 0.0
+        while worker.is_alive():
+            started = time.perf_counter()
+            probe.noop()
+            longest = max(longest, time.perf_counter() - started)
+            time.sleep(0.01)
+        worker.join()
+        probe.quit()
+    finally:
+        probe.close()
+    if failures:
+        raise failures[0]
+    return longest
 
 
 STALE = time.time() - 37 * 3600
