@@ -56,8 +56,13 @@ PROTOCOL_MODULES = {
 # Longer than any line a protocol accepts (AUTH responses: 12288 octets).
 STREAM_LIMIT = 16384
 
+# asyncio accepts up to `backlog` connections per listener in one turn of the loop, before
+# the connection layer has seen any of them: under a flood those are fds beyond
+# max_connections. A small batch keeps that overshoot small; the kernel's queue of finished
+# handshakes is the same size, which a loop that accepts on every turn does not fill.
+ACCEPT_BACKLOG = 32
 # File descriptors kept for everything but client connections: listeners, log, store,
-# maildir and queue files being written, the hashing threads.
+# maildir and queue files being written, the hashing threads, and the accept overshoot.
 FD_RESERVE_MIN = 64
 
 
@@ -65,7 +70,7 @@ def protocol_module(protocol: str) -> ModuleType:
     return importlib.import_module(PROTOCOL_MODULES[protocol])
 
 
-def connection_budget(configured: int) -> int:
+def connection_budget(configured: int, listeners: int) -> int:
     """Raise the fd soft limit to the hard limit; how many connections then fit beside it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft < hard:
@@ -75,7 +80,8 @@ def connection_budget(configured: int) -> int:
             soft = wanted
         except (ValueError, OSError):
             pass
-    usable = max(1, soft - max(FD_RESERVE_MIN, soft // 8))
+    reserve = max(FD_RESERVE_MIN, soft // 8) + 2 * ACCEPT_BACKLOG * listeners
+    usable = max(1, soft - reserve)
     if usable < configured:
         log.warning(
             "max_connections %d lowered to %d: the file descriptor limit is %d",
@@ -148,7 +154,7 @@ class ServerApp:
         self.policy = Policy(config.trusted_networks)
         self.failure_delay = FailureDelay(config.limits.failure_delays, self.policy)
         self.admission = Admission(
-            connection_budget(config.limits.max_connections),
+            connection_budget(config.limits.max_connections, len(config.listeners)),
             config.limits.max_connections_per_address,
         )
         self.store: AccountStore = store or PasswdFileStore(config.passwd_file, config.domain)
@@ -251,6 +257,7 @@ class ServerApp:
                 limit=STREAM_LIMIT,
                 reuse_address=True,
                 reuse_port=self.reuse_port or None,
+                backlog=ACCEPT_BACKLOG,
             )
         except OSError as error:
             reason = os.strerror(error.errno) if error.errno else str(error)
