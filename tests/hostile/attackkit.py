@@ -190,6 +190,7 @@ class ResourceWatch:
         self.server = server
         self.interval = interval
         self.baseline_rss_kb = server.rss_kb()
+        self.baseline_fds = server.fd_count()  # listeners, log, loop: before any client
         self.samples: list[tuple[float, int, int]] = []  # (seconds since start, RSS kB, fds)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="resource-watch", daemon=True)

@@ -7,7 +7,9 @@ the probe's login p50 under 100 ms, fds under the connection cap.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from attackkit import (
     HOSTILE_LIMITS,
@@ -26,9 +28,9 @@ from attackkit import (
 )
 
 ATTACK_SECONDS = 15
-# Listening sockets, the log, the passwd file, the loop's own fds: what a server holds besides
-# its connections.
-FD_SLACK = 40
+# asyncio accepts up to its listen backlog (100) connections per wakeup before any cap can
+# look at them: fds the server holds for an instant beyond its cap.
+ACCEPT_BATCH = 100
 # Issue 9 measured 20 MB of log in 20 s; a log line per refused connection is the defect.
 LOG_BOUND = 256 * 1024
 
@@ -79,7 +81,7 @@ def test_row3_stalled_tls_handshakes_do_not_take_every_fd(tmp_path: Path) -> Non
         log = server.log_text()
         assert_bounds(
             logins,
-            fds=under(watch.peak_fds, HOSTILE_LIMITS["max_connections"] + FD_SLACK, "peak fds"),
+            fds=under(watch.peak_fds, _fd_bound(watch, HOSTILE_LIMITS), "peak fds"),
             rss=under(watch.rss_growth_kb, RSS_GROWTH_BOUND_KB, "RSS growth kB"),
             log_size=under(len(log), LOG_BOUND, "log bytes"),
             tracebacks=under(log.count("Traceback"), 1, "tracebacks in the log"),
@@ -112,7 +114,7 @@ def test_row4_idle_crowd_makes_room_for_a_new_client(tmp_path: Path) -> None:
             crowd.process.wait(ATTACK_SECONDS + 30)
         assert_bounds(
             logins,
-            fds=under(watch.peak_fds, limits["max_connections"] + FD_SLACK, "peak fds"),
+            fds=under(watch.peak_fds, _fd_bound(watch, limits), "peak fds"),
             log_size=under(len(server.log_text()), LOG_BOUND, "log bytes"),
         )
         assert crowd.summary.get("connected", 0) >= 300, crowd.summary
@@ -135,3 +137,7 @@ def test_row5_pipelined_noops_do_not_starve_other_clients(tmp_path: Path) -> Non
             pipeline.process.wait(ATTACK_SECONDS + 30)
         assert_bounds(logins)
         assert pipeline.summary.get("noops", 0) >= 10_000, pipeline.summary
+
+
+def _fd_bound(watch: ResourceWatch, limits: Mapping[str, Any]) -> int:
+    return watch.baseline_fds + int(limits["max_connections"]) + ACCEPT_BATCH
