@@ -458,7 +458,8 @@ async def slowloris(
                 setup=setup,
                 drip=drip.encode(),
                 interval=interval,
-                observe=max(0.0, deadline - loop.time()),
+                # Ends a second before the deadline, so a never-cut connection is counted.
+                observe=max(0.0, deadline - loop.time() - 1.0),
                 smtp=smtp,
             )
             tally.add("cut off" if held is not None else "still open at the end")
