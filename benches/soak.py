@@ -220,7 +220,7 @@ def _attacks(server: HostileServer) -> Iterator[tuple[str, dict[str, object]]]:
             "source": source_address(6, 0),
             "setup": ["EHLO slow.example"],
             "drip": "NOOP\r\n",
-            "interval": 1.0,
+            "interval": 2.0,  # a NOOP line per 12 s: idle by SOAK_LIMITS' 10 s
             "connections": 10,
         },
     )
@@ -231,7 +231,7 @@ def _attacks(server: HostileServer) -> Iterator[tuple[str, dict[str, object]]]:
             "source": source_address(6, 1),
             "setup": [],
             "drip": "NOOP\r\n",
-            "interval": 1.0,
+            "interval": 2.0,  # a NOOP line per 12 s: idle by SOAK_LIMITS' 10 s
             "connections": 10,
             "smtp": False,
         },

@@ -452,6 +452,9 @@ async def slowloris(
 
     async def client() -> None:
         async def once() -> None:
+            if deadline - loop.time() < 2.0:  # too late for a connection to prove anything
+                await asyncio.sleep(max(0.0, deadline - loop.time()))
+                return
             held = await trickle(
                 port,
                 source,
