@@ -61,7 +61,7 @@ except ImportError as missing:
 import seikyou_auth
 from seikyou_auth.accounts import Account, AccountStore
 from seikyou_auth.errors import SaslError, StoreUnavailable
-from seikyou_auth.sasl import Authenticator
+from seikyou_auth.sasl import Authenticator, FailureReason
 from seikyou_auth.server.config import DOVECOT_FAILURE_DELAYS
 from seikyou_auth.server.policy import FailureDelay, Policy, log_login_attempt
 
@@ -251,29 +251,32 @@ class SeikyouAuthChecker:
         started = time.monotonic()
         credentials = attempt.credentials
         username: str | None = None
+        account: Account | None = None
+        failure: FailureReason | None = None
         try:
             username = _text(credentials.username)
             account = await self._verify(credentials, username, attempt.client)
-            result = "ok" if account is not None else "failed"
+            if account is None:
+                failure = FailureReason.CREDENTIALS
         except (SaslError, UnicodeError, ValueError):
-            account, result = None, "malformed"
+            failure = FailureReason.MALFORMED
         except StoreUnavailable:  # a full login queue too
-            account, result = None, "unavailable"
+            failure = FailureReason.UNAVAILABLE
         log_login_attempt(
             attempt.protocol,
             username,
             _mechanism(credentials, attempt.protocol),
             attempt.client,
             attempt.tls,
-            result,
+            "ok" if failure is None else failure.value,
             elapsed_ms=round((time.monotonic() - started) * 1000),
         )
         if account is not None:
             self.failure_delay.reset(attempt.client)
             return account.name
-        if result == "unavailable":
+        if failure is FailureReason.UNAVAILABLE:
             raise LoginUnavailable("temporary authentication failure")
-        if result == "failed":
+        if failure is FailureReason.CREDENTIALS:
             await self.failure_delay.failed(attempt.client)
         raise cred_error.UnauthorizedLogin("authentication failed")
 
@@ -347,7 +350,7 @@ class SeikyouAuthESMTP(smtp.ESMTP):
                 _mechanism(self.challenger, "smtp"),
                 self._client(),
                 self._tls(),
-                "malformed",
+                FailureReason.MALFORMED.value,
             )
             self.challenger = None
             self.mode = smtp.COMMAND
