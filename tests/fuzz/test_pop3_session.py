@@ -11,6 +11,7 @@ correct login, the messages served are the ones in the maildir, and only QUIT de
 from __future__ import annotations
 
 import base64
+import ssl
 import hashlib
 import re
 from collections.abc import Iterator
@@ -129,7 +130,9 @@ class Pop3Session(RuleBasedStateMachine):
             self.client.send(line + b"\r\n")
             status = self.client.pop3_status()
             body = self.client.pop3_body() if multiline and status.startswith(b"+OK") else []
-        except (ServerClosed, BrokenPipeError, ConnectionResetError) as closed:
+        except TimeoutError:
+            raise AssertionError(f"no reply to {line[:60]!r}") from None
+        except (ServerClosed, BrokenPipeError, ConnectionResetError, ssl.SSLError) as closed:
             raise AssertionError(f"closed without a reply to {line[:60]!r}") from closed
         return status, body
 

@@ -12,6 +12,7 @@ maildir exactly when the final 250 comes.
 from __future__ import annotations
 
 import base64
+import ssl
 import hmac
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -270,7 +271,9 @@ class SmtpSession(RuleBasedStateMachine):
         try:
             self.client.send(line + ending)
             code, texts = self.client.smtp_reply()
-        except (ServerClosed, BrokenPipeError, ConnectionResetError) as closed:
+        except TimeoutError:
+            raise AssertionError(f"no reply to {line[:60]!r}") from None
+        except (ServerClosed, BrokenPipeError, ConnectionResetError, ssl.SSLError) as closed:
             raise AssertionError(f"connection closed without a 421 after {line[:60]!r}") from closed
         if code == 421:
             assert self.client.nothing_more_within(5.0), "more after 421"
