@@ -205,7 +205,10 @@ mod _core {
 
     /// Slow schemes hash with the GIL released so other threads (and the event loop) run.
     #[pyfunction]
-    #[pyo3(signature = (password, scheme = SchemeName("SHA512-CRYPT".to_owned())))]
+    #[pyo3(
+        signature = (password, scheme = SchemeName("SHA512-CRYPT".to_owned())),
+        text_signature = "(password, scheme='SHA512-CRYPT')"
+    )]
     fn hash_password(py: Python<'_>, password: &[u8], scheme: SchemeName) -> PyResult<String> {
         let scheme = schemes::Scheme::parse(&scheme.0)?;
         if scheme.is_slow() {
