@@ -106,6 +106,9 @@ _SUFFIXES = {"B64": Encoding.BASE64, "BASE64": Encoding.BASE64, "HEX": Encoding.
 
 def parse_scheme(text: str) -> SchemeName:
     """Parse a scheme name as Dovecot does; unknown name or suffix -> ``UnsupportedScheme``."""
+    # Dovecot compares names in ASCII; str.upper() would make "pla\u0131n" PLAIN.
+    if not text.isascii():
+        raise UnsupportedScheme(f"unsupported password scheme: {text}")
     base, dot, suffix = text.partition(".")
     name = base.upper()
     if name not in SCHEMES and name not in _VERIFY_ONLY:
