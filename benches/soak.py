@@ -212,7 +212,7 @@ def _attacks(server: HostileServer) -> Iterator[tuple[str, dict[str, object]]]:
             "payload": "",
         },
     )
-    yield "noop_pipeline", {"port": ports["mx"], "source": source_address(5, 0), "batch": 20_000}
+    yield "pipeline", {"port": ports["mx"], "source": source_address(5, 0), "batch": 20_000}
     yield (
         "slowloris",
         {

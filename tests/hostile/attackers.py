@@ -209,8 +209,12 @@ async def data_flood(
             tally.add(f"error {type(result).__name__}")
 
 
-async def noop_pipeline(tally: Tally, port: int, source: str, batch: int, seconds: float) -> None:
-    """Row 5: pipeline ``NOOP`` in large batches and read every reply, as fast as possible."""
+async def pipeline(tally: Tally, port: int, source: str, batch: int, seconds: float) -> None:
+    """Row 5: pipeline ``RSET`` in large batches and read every reply, as fast as possible.
+
+    RSET may stand anywhere in a pipelined group (RFC 2920 3.1); NOOP may only end one, and a
+    server may hang up on a client that pipelines past it, as Postfix does.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
 
@@ -221,14 +225,14 @@ async def noop_pipeline(tally: Tally, port: int, source: str, batch: int, second
             writer.write(b"EHLO noop.example\r\n")
             await _reply(reader)
             while loop.time() < deadline:
-                writer.write(b"NOOP\r\n" * batch)
+                writer.write(b"RSET\r\n" * batch)
                 replies = 0
                 while replies < batch:  # counted in bulk: the attacker must outpace the server
                     chunk = await asyncio.wait_for(reader.read(1 << 20), 20)
                     if not chunk:
                         raise ConnectionError("closed by server")
                     replies += chunk.count(b"\n")
-                tally.add("noops", batch)
+                tally.add("replies", batch)
         finally:
             _close(writer)
 
@@ -476,7 +480,7 @@ ATTACKS: dict[str, Callable[..., Awaitable[None]]] = {
     "hold_open": hold_open,
     "ehlo_flood": ehlo_flood,
     "data_flood": data_flood,
-    "noop_pipeline": noop_pipeline,
+    "pipeline": pipeline,
     "auth_failures": auth_failures,
     "slow_retrieval": slow_retrieval,
     "slowloris": slowloris,
