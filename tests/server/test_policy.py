@@ -90,10 +90,27 @@ def test_trusted_addresses_are_never_delayed_or_penalised(policy: Policy) -> Non
     assert not delay.is_penalised("10.0.0.7")
 
 
-def test_hold_delays_a_penalised_address_without_counting_a_failure(policy: Policy) -> None:
+def test_hold_waits_the_first_step_for_any_stranger_and_never_for_trusted(
+    policy: Policy,
+) -> None:
     # A temporary failure (full login queue) answered at once would invite a busy loop.
+    delay = FailureDelay((3600.0,), policy)
+
+    async def waits(addr: str) -> bool:
+        try:
+            await asyncio.wait_for(delay.hold(addr), timeout=0.2)
+        except TimeoutError:
+            return True
+        return False
+
+    assert asyncio.run(waits("192.0.2.1"))
+    assert not asyncio.run(waits("10.0.0.7"))
+    assert not delay.is_penalised("192.0.2.1"), "holding counts no failure"
+
+
+def test_hold_delays_a_penalised_address_without_counting_a_failure(policy: Policy) -> None:
     delay = FailureDelay((0.0, 3600.0), policy)
-    asyncio.run(asyncio.wait_for(delay.hold("192.0.2.1"), timeout=30))  # not penalised: at once
+    asyncio.run(asyncio.wait_for(delay.hold("192.0.2.1"), timeout=30))  # first step is 0 s
     asyncio.run(delay.failed("192.0.2.1"))
 
     async def held() -> bool:

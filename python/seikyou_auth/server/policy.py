@@ -117,11 +117,12 @@ class FailureDelay:
         return count > 0 and time.monotonic() - last <= self.forget_after
 
     async def hold(self, addr: str) -> None:
-        """Sleep the penalty before a temporary failure (e.g. a full login queue) for an address
-        being penalised, without counting a failure: a client that retries at once would turn
-        the cheap answer into a busy loop."""
-        if self.is_penalised(addr):
-            await asyncio.sleep(self.next_delay(addr))
+        """Sleep the address's next penalty (at least the first step) before a temporary failure
+        (a full login queue, the store down), without counting a failure: a client that retries
+        at once would turn the cheap answer into a busy loop. Trusted networks never wait."""
+        delay = self.next_delay(addr)
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     def reset(self, addr: str) -> None:
         self._failures.pop(addr, None)
