@@ -28,6 +28,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = [
     "LOCK_FILE",
@@ -230,14 +231,14 @@ class Mailbox:
                 return message
         return None
 
-    def read(self, message: Message) -> bytes:
-        """The message with CRLF line ends; ``MessageVanished`` when its file is gone.
+    def open_message(self, message: Message) -> BinaryIO:
+        """The message's file, open for reading; ``MessageVanished`` when it is gone.
 
-        Blocking, in time linear in the message's size: servers call it in a thread.
+        An open file stays readable even if another session deletes it meanwhile.
         """
         for _ in range(2):
             try:
-                return to_crlf(_read(message.file))
+                return open(message.file, "rb")
             except FileNotFoundError:
                 if not self._follow_rename(message):
                     break

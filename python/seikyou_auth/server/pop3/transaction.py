@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 from seikyou_auth.server.mailbox import Mailbox, Message, MessageVanished
 from seikyou_auth.server.pop3 import replies
@@ -38,25 +37,117 @@ async def _message(session: Session, text: bytes) -> Message | None:
     return message
 
 
-async def _read(
-    session: Session, message: Message, render: Callable[[bytes], bytes]
-) -> bytes | None:
-    """``render`` of the message's CRLF content, or None after answering -ERR when it vanished.
+# How much of a message is read, converted and sent at a time: RETR and TOP hold this much of
+# it in memory, never the whole message.
+_CHUNK = 64 * 1024
 
-    Reading, converting and dot-stuffing a message costs time in its size, which has no bound
-    small enough for the event loop: all of it runs in a thread.
+
+class _Stuffer:
+    """A message's bytes as a POP3 multi-line body, chunk by chunk (RFC 1939 §3).
+
+    Line ends become CRLF (a lone CR stays), lines starting with '.' get another, and the
+    body ends in CRLF and the '.' line. A CR at the end of a chunk waits for the next one, so
+    a CRLF is never split.
+    """
+
+    def __init__(self) -> None:
+        self.at_line_start = True
+        self.held_cr = False
+
+    def crlf(self, chunk: bytes) -> bytes:
+        if self.held_cr:
+            chunk = b"\r" + chunk
+        self.held_cr = chunk.endswith(b"\r")
+        if self.held_cr:
+            chunk = chunk[:-1]
+        return chunk.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+    def stuff(self, data: bytes) -> bytes:
+        if not data:
+            return data
+        if self.at_line_start and data.startswith(b"."):
+            data = b"." + data
+        self.at_line_start = data.endswith(b"\r\n")
+        return data.replace(b"\r\n.", b"\r\n..")
+
+    def end(self) -> bytes:
+        tail = self.stuff(b"\r") if self.held_cr else b""
+        return tail + (b"" if self.at_line_start else b"\r\n") + b".\r\n"
+
+
+class _TopCut:
+    """TOP: the headers, the blank line and then ``lines`` lines of the body (CRLF text)."""
+
+    def __init__(self, lines: int) -> None:
+        self.lines = lines
+        self.recent = b""  # the last octets before this chunk, for a blank line split by it
+        self.in_body = False
+        self.done = False
+
+    def cut(self, data: bytes) -> bytes:
+        if self.done:
+            return b""
+        if self.in_body:
+            return self._body(data)
+        window = self.recent + data
+        end = window.find(b"\r\n\r\n")
+        if end < 0:
+            self.recent = window[-3:]
+            return data
+        self.in_body = True
+        body_start = end + 4 - len(self.recent)
+        return data[:body_start] + self._body(data[body_start:])
+
+    def _body(self, data: bytes) -> bytes:
+        position = 0
+        while self.lines:
+            found = data.find(b"\r\n", position)
+            if found < 0:
+                return data
+            self.lines -= 1
+            position = found + 2
+        self.done = True
+        return data[:position]
+
+
+async def _send_message(
+    session: Session, message: Message, first_line: bytes, top: _TopCut | None = None
+) -> None:
+    """Send ``first_line`` and the message, a chunk at a time; file work in a thread.
+
+    Reading, converting and dot-stuffing cost time in the message's size, which has no bound
+    small enough for the event loop, and memory, which must not grow with it.
     """
     mailbox = _mailbox(session)
-
-    def read_and_render() -> bytes:
-        return render(mailbox.read(message))
-
     try:
-        return await asyncio.to_thread(read_and_render)
+        handle = await asyncio.to_thread(mailbox.open_message, message)
     except MessageVanished:
         log.warning("pop3 message %s vanished from %s", message.uidl, mailbox.path)
         await session.send(replies.err(f"Message {message.number} is no longer in the mailbox"))
-        return None
+        return
+    stuffer = _Stuffer()
+
+    def next_part() -> bytes | None:
+        chunk = handle.read(_CHUNK)
+        if not chunk:
+            return None
+        data = stuffer.crlf(chunk)
+        if top is not None:
+            data = top.cut(data)
+        return stuffer.stuff(data)
+
+    try:
+        session.conn.reply(first_line)
+        while top is None or not top.done:
+            part = await asyncio.to_thread(next_part)
+            if part is None:
+                break
+            await session.send(part)
+        if top is not None and top.done:
+            stuffer.held_cr = False  # the cut ended at a CRLF: nothing of the rest is sent
+        await session.send(stuffer.end())
+    finally:
+        handle.close()
 
 
 async def stat(session: Session, argument: bytes) -> None:
@@ -88,15 +179,8 @@ async def uidl(session: Session, argument: bytes) -> None:
 
 async def retr(session: Session, argument: bytes) -> None:
     message = await _message(session, argument)
-    if message is None:
-        return
-    body = await _read(session, message, _retr_reply)
-    if body is not None:
-        await session.send(body)
-
-
-def _retr_reply(data: bytes) -> bytes:
-    return replies.ok(f"{len(data)} octets") + replies.stuffed_message(data)
+    if message is not None:
+        await _send_message(session, message, replies.ok(f"{message.size} octets"))
 
 
 async def top(session: Session, argument: bytes) -> None:
@@ -106,26 +190,9 @@ async def top(session: Session, argument: bytes) -> None:
         await session.bad_command(replies.err("Usage: TOP message lines"))
         return
     message = await _message(session, parts[0])
-    if message is None:
-        return
-    body = await _read(session, message, lambda data: _top_reply(data, lines))
-    if body is not None:
-        await session.send(body)
-
-
-def _top_reply(data: bytes, lines: int) -> bytes:
-    return replies.ok("Top of message follows") + _top(data, lines)
-
-
-def _top(data: bytes, lines: int) -> bytes:
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        return replies.stuffed_message(data)
-    head, body = data[: end + 4], data[end + 4 :]
-    kept = body.split(b"\r\n")[:lines] if lines else []
-    excerpt = b"".join(line + b"\r\n" for line in kept)
-    # Cut back to the body's length: an unterminated last line gains its CRLF only once, below.
-    return replies.stuffed_message(head + excerpt[: len(body)])
+    if message is not None:
+        first_line = replies.ok("Top of message follows")
+        await _send_message(session, message, first_line, _TopCut(lines))
 
 
 async def dele(session: Session, argument: bytes) -> None:
