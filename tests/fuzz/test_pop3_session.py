@@ -11,9 +11,9 @@ correct login, the messages served are the ones in the maildir, and only QUIT de
 from __future__ import annotations
 
 import base64
-import ssl
 import hashlib
 import re
+import ssl
 from collections.abc import Iterator
 
 import pytest

@@ -12,8 +12,8 @@ maildir exactly when the final 250 comes.
 from __future__ import annotations
 
 import base64
-import ssl
 import hmac
+import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
