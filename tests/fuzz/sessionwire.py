@@ -88,6 +88,23 @@ class FuzzClient(RawClient):
         assert not self.buffer, "the server sent more after its go-ahead for TLS"
         self.sock = context.wrap_socket(self.sock)
 
+    def said_unasked(self) -> bool:
+        """Whether the server has already sent something that no command asked for yet."""
+        if self.buffer:
+            return True
+        timeout = self.sock.gettimeout()
+        self.sock.settimeout(0.0)
+        try:
+            extra = self.sock.recv(65536)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return False
+        except (ConnectionError, ssl.SSLError):
+            return False  # closed: the send that follows reports it
+        finally:
+            self.sock.settimeout(timeout)
+        self.buffer += extra
+        return bool(extra)
+
     def nothing_more_within(self, seconds: float) -> bool:
         """No reply owed: nothing is buffered and nothing arrives in ``seconds``.
 

@@ -134,15 +134,16 @@ class Pop3Session(RuleBasedStateMachine):
             raise AssertionError(f"no reply to {line[:60]!r}") from None
         except (ServerClosed, BrokenPipeError, ConnectionResetError, ssl.SSLError) as closed:
             raise AssertionError(f"closed without a reply to {line[:60]!r}") from closed
+        if status.startswith(b"-ERR") and b"Too many" in status:
+            # Any command may spend the last of the bad-command budget; the server hangs up.
+            assert self.client.nothing_more_within(5.0), "more after the budget ran out"
+            self.close()
         return status, body
 
     def bad(self, line: bytes, multiline: bool = False) -> bytes:
         """A command that must fail: -ERR, after which the server may hang up."""
         status, _ = self.command(line, multiline)
         assert status.startswith(b"-ERR"), (line[:60], status)
-        if b"Too many" in status:
-            assert self.client is not None and self.client.nothing_more_within(5.0)
-            self.close()
         return status
 
     # --- AUTHORIZATION ----------------------------------------------------------------------

@@ -269,8 +269,14 @@ class SmtpSession(RuleBasedStateMachine):
         """
         assert self.client is not None
         try:
-            self.client.send(line + ending)
-            code, texts = self.client.smtp_reply()
+            if self.client.said_unasked():
+                # The 421 that followed the reply which spent the server's patience: sending
+                # more to a socket the server has closed would only race its reset.
+                code, texts = self.client.smtp_reply()
+                assert code == 421, (code, texts)
+            else:
+                self.client.send(line + ending)
+                code, texts = self.client.smtp_reply()
         except TimeoutError:
             raise AssertionError(f"no reply to {line[:60]!r}") from None
         except (ServerClosed, BrokenPipeError, ConnectionResetError, ssl.SSLError) as closed:
