@@ -45,7 +45,9 @@ def test_row8_failed_argon2_logins_do_not_slow_a_real_users_login(tmp_path: Path
             strangers.process.wait(ATTACK_SECONDS + 30)
         assert_bounds(logins)
         refused = {k: v for k, v in strangers.summary.items() if k.startswith("AUTH")}
-        assert sum(refused.values()) >= 100, strangers.summary
+        # The attack really ran: each refusal now costs a stranger at least one penalty step
+        # (a temporary failure is held too), so a few dozen in the attack's time is a flood.
+        assert sum(refused.values()) >= 50, strangers.summary
         assert set(refused) <= {"AUTH 535", "AUTH 454", "AUTH 421"}, strangers.summary
 
 
