@@ -107,7 +107,7 @@ def cram_md5_state(stored: str) -> bytes | None:
 
 
 # Cheapest first, by the verify time of each scheme at Dovecot's default parameters
-# (README, password scheme benchmarks); unprefixed CRYPT values are mostly $6$.
+# (docs/accounts.md, password scheme benchmarks); unprefixed CRYPT values are mostly $6$.
 _COST_ORDER = (
     ("PLAIN", "CLEAR", "CRAM-MD5"),
     ("SSHA256", "SSHA512"),

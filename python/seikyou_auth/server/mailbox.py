@@ -1,6 +1,6 @@
 """A maildir as POP3 sees it: one locked session, numbered messages, deletions at UPDATE.
 
-Choices (documented in README.md, POP3, "Choices where the RFCs and the spec are silent"):
+Choices (documented in docs/pop3.md, "Choices where the RFCs and the spec are silent"):
 
 * The lock is ``flock`` on ``seikyou-pop3.lock`` in the maildir. It belongs to the open file,
   so it excludes a second session in the same process as well as in another worker process,
