@@ -13,6 +13,8 @@ import socket
 import ssl
 import stat
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -220,6 +222,19 @@ class ServerApp:
         if removed:
             log.info("removed %d stale file(s) left in tmp/ by an earlier crash", removed)
 
+    @contextmanager
+    def _session(self) -> Iterator[None]:
+        """Count the current task among the sessions ``stop`` winds down."""
+        task = asyncio.current_task()
+        if task is None:
+            yield
+            return
+        self._sessions.add(task)
+        try:
+            yield
+        finally:
+            self._sessions.discard(task)
+
     async def _start_listener(self, listener: ListenerConfig) -> None:
         if listener.protocol == "auth":
             # A UNIX socket cannot be shared through SO_REUSEPORT: the first worker serves it.
@@ -230,10 +245,7 @@ class ServerApp:
         ctx = self.context(listener)
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            if task is not None:
-                self._sessions.add(task)
-            try:
+            with self._session():
                 await serve_connection(
                     module.handle_connection,
                     module.GOODBYES,
@@ -243,9 +255,6 @@ class ServerApp:
                     self.admission,
                     module.DISCARD_MAX,
                 )
-            finally:
-                if task is not None:
-                    self._sessions.discard(task)
 
         try:
             # No ssl= here even for implicit TLS: the connection layer admits first, then
@@ -278,19 +287,15 @@ class ServerApp:
         ctx = self.context(listener)
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            if task is not None:
-                self._sessions.add(task)
-            try:
-                await handle_connection(reader, writer, ctx)
-            except (ConnectionError, asyncio.CancelledError):
-                pass
-            except Exception:
-                log.exception("%s: auth client connection failed", listener.label)
-            finally:
-                if task is not None:
-                    self._sessions.discard(task)
-                writer.close()
+            with self._session():
+                try:
+                    await handle_connection(reader, writer, ctx)
+                except (ConnectionError, asyncio.CancelledError):
+                    pass
+                except Exception:
+                    log.exception("%s: auth client connection failed", listener.label)
+                finally:
+                    writer.close()
 
         try:
             if listener.path is None:
