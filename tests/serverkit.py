@@ -227,11 +227,23 @@ def port_is_free(port: int, address: str = "127.0.0.1") -> bool:
     return True
 
 
+def free_ports(count: int, address: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct free ports: every probe stays bound until all are chosen.
+
+    Asking the kernel one port at a time can hand back the port it just gave (it was
+    closed again), so two listeners of one server would collide.
+    """
+    with contextlib.ExitStack() as stack:
+        ports: list[int] = []
+        for _ in range(count):
+            probe = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            probe.bind((address, 0))
+            ports.append(probe.getsockname()[1])
+    return ports
+
+
 def free_port(address: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((address, 0))
-        port: int = probe.getsockname()[1]
-    return port
+    return free_ports(1, address)[0]
 
 
 def serve_command(config_path: Path | None) -> list[str]:

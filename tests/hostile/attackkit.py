@@ -42,7 +42,7 @@ from serverkit import (  # noqa: E402  (the path insert above makes it importabl
     DOMAIN,
     HOSTNAME,
     base_settings,
-    free_port,
+    free_ports,
     serve_subprocess,
     write_config,
 )
@@ -151,7 +151,7 @@ def hostile_server(
     The server starts with the usual default fd soft limit of 1,024, which it must raise
     itself: a higher limit inherited from this process would hide that defect.
     """
-    ports = {name: free_port() for name in LISTENERS}
+    ports = dict(zip(LISTENERS, free_ports(len(LISTENERS)), strict=True))
     settings: dict[str, Any] = {
         "hostname": HOSTNAME,
         "trusted_networks": [f"{SERVER_ADDRESS}/32"],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import time
@@ -12,16 +11,10 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd_support import DOMAIN, PLAIN_PASSWORD, PLAIN_USER, TlsFiles
+from serverkit import free_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "aiosmtpd_submission.py"
 ADDRESS = f"{PLAIN_USER}@{DOMAIN}"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_example_serves_implicit_tls_submission(passwd_file: Path, tls_files: TlsFiles) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from aiosmtpd_support import DOMAIN, RecordingHandler, StartController, TlsFiles, passwd_line
+from serverkit import free_port
 
 import seikyou_auth
 
@@ -106,13 +106,6 @@ def timed_check(stored: str) -> float:
     started = time.perf_counter()
     assert seikyou_auth.verify_password(stored, SLOW_PASSWORD.encode())
     return time.perf_counter() - started
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_the_lag_monitor_catches_aiosmtpds_synchronous_authenticator(slow_stored: str) -> None:

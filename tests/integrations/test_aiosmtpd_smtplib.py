@@ -6,7 +6,6 @@ import base64
 import contextlib
 import logging
 import smtplib
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +25,7 @@ from aiosmtpd_support import (
     StartController,
     TlsFiles,
 )
+from serverkit import free_port
 
 import seikyou_auth
 from seikyou_auth.server.policy import FailureDelay, Policy
@@ -341,13 +341,6 @@ def test_store_changes_on_disk_are_seen(
         passwd.write("ma10009z:{PLAIN}neko-nyan::::::\n")
     with implicit_tls_client(controller.port, tls_files) as client:
         assert login(client, "CRAM-MD5", f"ma10009z@{DOMAIN}", "neko-nyan")[0] == 235
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_stock_aiosmtpd_refuses_auth_on_implicit_tls(tls_files: TlsFiles) -> None:
