@@ -37,10 +37,10 @@ GOAL = 1.5
 
 
 def serve(config_path: str) -> None:
-    """Our auth listener as the server would run it: ServerApp's context, its stream limit."""
-    from seikyou_auth.server.app import STREAM_LIMIT, ServerApp
+    """Our auth listener as the server runs it: ServerApp's context and its auth server."""
+    from seikyou_auth.server.app import ServerApp, bind_unix_socket
     from seikyou_auth.server.config import load_config
-    from seikyou_auth.server.dovecot_auth import handle_connection
+    from seikyou_auth.server.dovecot_auth import AuthConnection, start_auth_server
 
     config = load_config(config_path)
     (listener,) = config.listeners
@@ -48,16 +48,9 @@ def serve(config_path: str) -> None:
 
     async def main() -> None:
         app = ServerApp(config, primary=False)
-        ctx = app.context(listener)
-
-        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                await handle_connection(reader, writer, ctx)
-            finally:
-                writer.close()
-
-        server = await asyncio.start_unix_server(on_connect, str(listener.path), limit=STREAM_LIMIT)
-        os.chmod(str(listener.path), listener.mode)
+        connections: set[AuthConnection] = set()
+        sock = bind_unix_socket(listener.path, listener.mode)
+        server = await start_auth_server(app.context(listener), sock, connections)
         async with server:
             await server.serve_forever()
 

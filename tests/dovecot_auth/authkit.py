@@ -1,9 +1,9 @@
 """Support for the auth-protocol tests: the listener in a background loop, a raw client.
 
-``running_auth_listener(tmp_path, accounts=...)`` starts ``handle_connection`` on a
-UNIX socket (as the server's own listener would: ``ServerApp(config).context(...)``,
-the same stream limit) and yields an ``AuthListener`` with its ``path``. Any
-exception that escapes the handler other than a dropped connection fails the test.
+``running_auth_listener(tmp_path, accounts=...)`` starts the server's own auth
+listener (``ServerApp(config).start()`` with one ``protocol = "auth"`` listener on a
+UNIX socket) in a background loop and yields an ``AuthListener`` with its ``path``.
+An error the listener logs, or an exception the loop reports, fails the test.
 ``AuthClient`` speaks the protocol byte for byte: it sends exactly what it is given.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
+import logging
 import shutil
 import socket
 import tempfile
@@ -25,11 +25,21 @@ from typing import Any, Self
 
 from serverkit import base_settings, write_config, write_passwd
 
-from seikyou_auth.server.app import STREAM_LIMIT, ServerApp
+from seikyou_auth.server.app import ServerApp
 from seikyou_auth.server.config import Config, load_config
-from seikyou_auth.server.dovecot_auth import handle_connection
 
 CLIENT_HANDSHAKE = b"VERSION\t1\t2\nCPID\t4242\n"
+
+
+class _ErrorRecords(logging.Handler):
+    """Errors the listener logs (a bug of ours caught per connection) end up as crashes."""
+
+    def __init__(self, crashes: list[object]) -> None:
+        super().__init__(logging.ERROR)
+        self.crashes = crashes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.crashes.append(record.getMessage())
 
 
 @dataclass
@@ -38,7 +48,7 @@ class AuthListener:
     config: Config
     app: ServerApp
     loop: asyncio.AbstractEventLoop
-    crashes: list[BaseException] = field(default_factory=list)
+    crashes: list[object] = field(default_factory=list)
 
     def client(self, handshake: bytes | None = CLIENT_HANDSHAKE) -> AuthClient:
         """A connected client that has read the server handshake and sent ``handshake``."""
@@ -69,50 +79,25 @@ def running_auth_listener(
     if accounts is not None:
         write_passwd(Path(merged["passwd_file"]), accounts, scheme)
     config = load_config(str(write_config(tmp_path / "seikyou.toml", merged)))
-    listener_config = config.listeners[0]
     loop = asyncio.new_event_loop()
-    app = ServerApp(config, primary=False)
-    ctx = app.context(listener_config)
+    app = ServerApp(config, primary=True)
     listener = AuthListener(path, config, app, loop)
-    sessions: set[asyncio.Task[None]] = set()
-
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        sessions.add(task)
-        try:
-            await handle_connection(reader, writer, ctx)
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        except BaseException as error:
-            listener.crashes.append(error)
-        finally:
-            sessions.discard(task)
-            writer.close()
-
-    async def start() -> asyncio.Server:
-        server = await asyncio.start_unix_server(on_connect, str(path), limit=STREAM_LIMIT)
-        os.chmod(path, listener_config.mode)
-        return server
-
-    async def stop(server: asyncio.Server) -> None:
-        server.close()
-        for task in list(sessions):
-            task.cancel()
-        if sessions:
-            await asyncio.wait(list(sessions), timeout=10)
-
-    server = loop.run_until_complete(start())
+    loop.set_exception_handler(lambda _loop, context: listener.crashes.append(context))
+    errors = _ErrorRecords(listener.crashes)
+    auth_log = logging.getLogger("seikyou_auth.server.dovecot_auth")
+    auth_log.addHandler(errors)
+    loop.run_until_complete(app.start())
     thread = threading.Thread(target=loop.run_forever, name="auth-listener", daemon=True)
     thread.start()
     try:
         yield listener
     finally:
-        asyncio.run_coroutine_threadsafe(stop(server), loop).result(30)
+        asyncio.run_coroutine_threadsafe(app.stop(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)
         loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
+        auth_log.removeHandler(errors)
         if own_dir:
             shutil.rmtree(directory, ignore_errors=True)
     assert not listener.crashes, listener.crashes

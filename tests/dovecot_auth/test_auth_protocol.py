@@ -193,15 +193,20 @@ def test_cancel_forgets_the_request_silently(listener: AuthListener) -> None:
         assert client.line() == "OK\t1\tuser=alice"
 
 
-def test_cont_while_no_response_is_expected(listener: AuthListener) -> None:
-    with listener.client() as client:
-        client.send(auth(1, "LOGIN"))
-        assert client.line() == f"CONT\t1\t{USERNAME_PROMPT}"
-        # The second CONT comes before the server has asked for the password.
-        client.send(f"CONT\t1\t{b64(b'alice')}\nCONT\t1\t{b64(b'again')}\n".encode())
-        assert client.line() == "FAIL\t1\treason=Unexpected continuation"
-        client.send(b"CONT\t1\tYQ==\n")
-        assert client.line() == "FAIL\t1\treason=Authentication request timed out"
+def test_cont_while_no_response_is_expected(tmp_path: Path) -> None:
+    # A slow scheme: the password is still being checked when the next CONT arrives.
+    with running_auth_listener(
+        tmp_path, accounts=ACCOUNTS, scheme="SHA512-CRYPT", settings=ANY_CLEARTEXT
+    ) as slow:
+        with slow.client() as client:
+            client.send(auth(1, "LOGIN"))
+            assert client.line() == f"CONT\t1\t{USERNAME_PROMPT}"
+            client.send(f"CONT\t1\t{b64(b'alice')}\n".encode())
+            assert client.line() == f"CONT\t1\t{PASSWORD_PROMPT}"
+            client.send(f"CONT\t1\t{b64(b'wrong')}\nCONT\t1\t{b64(b'again')}\n".encode())
+            assert client.line() == "FAIL\t1\treason=Unexpected continuation"
+            client.send(b"CONT\t1\tYQ==\n")
+            assert client.line() == "FAIL\t1\treason=Authentication request timed out"
 
 
 def test_invalid_base64_initial_response(listener: AuthListener) -> None:

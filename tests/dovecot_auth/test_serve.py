@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import base64
+import socket
 import stat
 import tempfile
 from pathlib import Path
 
+import pytest
 from authkit import CLIENT_HANDSHAKE, AuthClient
-from serverkit import base_settings, serve_subprocess, write_config, write_passwd
+from serverkit import base_settings, free_port, serve_subprocess, write_config, write_passwd
 
 
-def test_serve_binds_the_auth_socket_with_its_mode_and_answers(tmp_path: Path) -> None:
+# uvloop's transports are not asyncio.Transport subclasses: the listener must not care.
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+def test_serve_binds_the_auth_socket_with_its_mode_and_answers(
+    tmp_path: Path, event_loop: str
+) -> None:
     # sun_path holds 108 bytes, less than pytest's tmp_path can be.
     with tempfile.TemporaryDirectory(prefix="sa-serve-", dir="/tmp") as directory:
         path = Path(directory) / "auth"
         path.write_bytes(b"")  # a leftover that is not a socket must stop the server
         settings = base_settings(tmp_path, [])
+        settings["event_loop"] = event_loop
         settings["listener"] = [
             {"protocol": "auth", "path": str(path), "mode": "0660"},
             {"protocol": "smtp", "role": "mx", "address": "127.0.0.1", "port": 0},
@@ -37,3 +44,22 @@ def test_serve_binds_the_auth_socket_with_its_mode_and_answers(tmp_path: Path) -
                 response = base64.b64encode(b"\0alice\0Secret-1").decode()
                 client.send(f"AUTH\t1\tPLAIN\tservice=smtp\tsecured\tresp={response}\n".encode())
                 assert client.line() == "OK\t1\tuser=alice"
+
+
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+def test_serve_answers_on_loopback_tcp(tmp_path: Path, event_loop: str) -> None:
+    settings = base_settings(tmp_path, [])
+    settings["event_loop"] = event_loop
+    port = free_port()
+    settings["listener"] = [{"protocol": "auth", "address": "127.0.0.1", "port": port}]
+    write_passwd(Path(settings["passwd_file"]), {"alice": "Secret-1"})
+    config = write_config(tmp_path / "seikyou.toml", settings)
+    with serve_subprocess(tmp_path, config, expect_lines=1):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            reader = sock.makefile("rb")
+            while reader.readline() != b"DONE\n":
+                pass
+            response = base64.b64encode(b"\0alice\0wrong").decode()
+            sock.sendall(CLIENT_HANDSHAKE)
+            sock.sendall(f"AUTH\t7\tPLAIN\tservice=smtp\tsecured\tresp={response}\n".encode())
+            assert reader.readline() == b"FAIL\t7\tuser=alice\n"

@@ -32,6 +32,7 @@ from seikyou_auth.server.config import (
 )
 from seikyou_auth.server.connection import Admission, ThrottledLog, serve_connection
 from seikyou_auth.server.context import ListenerContext, Shutdown
+from seikyou_auth.server.dovecot_auth import AuthConnection, start_auth_server
 from seikyou_auth.server.maildir import MaildirStore, remove_stale_files
 from seikyou_auth.server.policy import FailureDelay, Policy
 from seikyou_auth.server.queue import MailQueue, RelayTask
@@ -174,6 +175,7 @@ class ServerApp:
         self.primary = primary  # the one process that relays and serves auth sockets
         self.bound: list[BoundListener] = []
         self._servers: list[asyncio.Server] = []
+        self._auth_connections: set[AuthConnection] = set()
         self._sessions: set[asyncio.Task[object]] = set()
         self._relay: asyncio.Task[None] | None = None
         self._cleanup: asyncio.Task[None] | None = None
@@ -282,30 +284,15 @@ class ServerApp:
         """An MTA's auth socket (Dovecot protocol). Its clients are the MTA's own processes,
         which stay connected and idle between logins: no connection caps, idle timeout or
         eviction apply, and a shutdown just closes (Dovecot says nothing either)."""
-        from seikyou_auth.server.dovecot_auth import handle_connection
-
-        ctx = self.context(listener)
-
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            with self._session():
-                try:
-                    await handle_connection(reader, writer, ctx)
-                except (ConnectionError, asyncio.CancelledError):
-                    pass
-                except Exception:
-                    log.exception("%s: auth client connection failed", listener.label)
-                finally:
-                    writer.close()
-
         try:
             if listener.path is None:
-                server = await asyncio.start_server(
-                    serve, listener.address, listener.port, limit=STREAM_LIMIT, reuse_address=True
+                family = socket.AF_INET6 if ":" in listener.address else socket.AF_INET
+                sock = socket.create_server(
+                    (listener.address, listener.port), family=family, backlog=ACCEPT_BACKLOG
                 )
             else:
-                server = await asyncio.start_unix_server(
-                    serve, sock=bind_unix_socket(listener.path, listener.mode), limit=STREAM_LIMIT
-                )
+                sock = bind_unix_socket(listener.path, listener.mode)
+            server = await start_auth_server(self.context(listener), sock, self._auth_connections)
         except OSError as error:
             reason = error.strerror or str(error)
             raise ConfigError(f"cannot listen: {listener.label}: {reason}") from None
@@ -313,8 +300,8 @@ class ServerApp:
         if listener.path is not None:
             self.bound.append(BoundListener(listener, str(listener.path), 0))
             return
-        for sock in server.sockets:
-            address, port = sock.getsockname()[:2]
+        for bound_sock in server.sockets:
+            address, port = bound_sock.getsockname()[:2]
             self.bound.append(BoundListener(listener, address, port))
 
     async def stop(self) -> None:
@@ -322,6 +309,8 @@ class ServerApp:
         self.shutdown.stopping = True
         for server in self._servers:
             server.close()
+        for auth_connection in list(self._auth_connections):
+            auth_connection.close()
         if self._relay is not None:
             self._relay.cancel()
             await asyncio.gather(self._relay, return_exceptions=True)

@@ -1,10 +1,13 @@
 """One client of the auth socket (a Postfix smtpd, an Exim), many exchanges at once.
 
-The connection reads lines and dispatches them through ``COMMANDS``; each ``AUTH``
-becomes a ``PendingRequest`` whose mechanism steps run as their own task, so a
-slow password hash or a failure penalty for one client address never holds up
-the answers for another: Postfix keeps one connection per smtpd process, but an
-auth client may interleave as many requests as it likes.
+``AuthConnection`` is an ``asyncio.Protocol``: lines are cut from what arrives and
+dispatched through ``COMMANDS`` in the same call. Each ``AUTH`` becomes a
+``PendingRequest`` whose mechanism step runs at once (``start_eagerly``) and only
+becomes a task when it has to wait, so an exchange that needs nothing slow is
+answered before the next line is read, and a slow password hash or a failure penalty
+for one client address never holds up the answers for another: Postfix keeps one
+connection per smtpd process, but an auth client may interleave as many requests as
+it likes.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import cast
 
 import seikyou_auth
 from seikyou_auth.errors import SaslCancelled, SaslError
@@ -34,9 +38,11 @@ from seikyou_auth.server.dovecot_auth.requests import (
     ProtocolViolation,
     parse_auth,
 )
+from seikyou_auth.server.eager import start_eagerly
+from seikyou_auth.server.lines import LINES_PER_TURN
 from seikyou_auth.server.policy import log_login_attempt
 
-__all__ = ["COMMANDS", "MAX_PENDING_REQUESTS", "REQUEST_TIMEOUT", "handle_connection"]
+__all__ = ["COMMANDS", "MAX_PENDING_REQUESTS", "REQUEST_TIMEOUT", "AuthConnection"]
 
 log = logging.getLogger(__name__)
 
@@ -63,68 +69,117 @@ PLAINTEXT_REFUSED = "Plaintext authentication disallowed on non-secure (SSL/TLS)
 _connection_uids = itertools.count(1)
 
 
-async def handle_connection(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ctx: ListenerContext
-) -> None:
-    connection = AuthConnection(reader, writer, ctx)
-    try:
-        await connection.serve()
-    finally:
-        connection.forget_all()
+class AuthConnection(asyncio.Protocol):
+    """One client connection; ``open_connections`` holds it from connect to close, so the
+    server can close them all when it stops."""
 
-
-class AuthConnection:
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ctx: ListenerContext
-    ) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self, ctx: ListenerContext, open_connections: set[AuthConnection]) -> None:
         self.ctx = ctx
+        self.open_connections = open_connections
         # The clients are MTAs: they offer what SMTP submission offers, under its rules.
         self.mechanisms = ctx.config.smtp.auth_mechanisms
         self.cleartext_setting = ctx.config.smtp.cleartext_auth
         self.minor_version = 0
         self.requests: dict[int, PendingRequest] = {}
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        # Where the search for the next LF resumes: the bytes before it have none.
+        self.scanned = 0
+        self.next_line: Callable[[str], None] = self._version_line
+        # Reading stops while the client does not take our replies, and for a turn
+        # after LINES_PER_TURN lines, so one client's pipeline cannot starve the rest.
+        self.writing_paused = False
+        self.turn_pending = False
 
-    async def serve(self) -> None:
-        self.writer.write(wire.handshake(self.mechanisms, next(_connection_uids)))
-        try:
-            if not await self._client_handshake():
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports have the methods without the asyncio base class.
+        self.transport = cast(asyncio.Transport, transport)
+        self.open_connections.add(self)
+        self.transport.write(wire.handshake(self.mechanisms, next(_connection_uids)))
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.turn_pending:
+            self._read_lines()
+
+    def eof_received(self) -> bool:
+        # As Dovecot: a client that stops sending is gone; its open exchanges end unanswered.
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open_connections.discard(self)
+        self.forget_all()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._update_reading()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    # Lines.
+
+    def _read_lines(self) -> None:
+        for _ in range(LINES_PER_TURN):
+            if self.transport is None or self.transport.is_closing():
                 return
-            while (line := await self._read_line()) is not None:
-                command, _, args = line.partition("\t")
-                handler = COMMANDS.get(command)
-                if handler is None:
-                    raise ProtocolViolation("unknown command")
-                handler(self, args)
-                # Replies the client does not read stop us reading its requests.
-                await self.writer.drain()
-        except ProtocolViolation as violation:
-            # As Dovecot: the client has a bug; say so in our log and hang up.
-            log.warning(
-                "%s: auth client sent %s; disconnecting", self.ctx.listener.label, violation
-            )
+            end = self.buffer.find(b"\n", self.scanned)
+            if end < 0:
+                self.scanned = len(self.buffer)
+                if len(self.buffer) >= wire.MAX_LINE:
+                    self._violation(ProtocolViolation(f"a line longer than {wire.MAX_LINE} octets"))
+                return
+            if end + 1 > wire.MAX_LINE:
+                self._violation(ProtocolViolation(f"a line longer than {wire.MAX_LINE} octets"))
+                return
+            raw = bytes(self.buffer[:end])
+            del self.buffer[: end + 1]
+            self.scanned = 0
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            try:
+                self.next_line(raw.decode("utf-8", "surrogateescape"))
+            except ProtocolViolation as violation:
+                self._violation(violation)
+                return
+            except Exception:
+                # A bug of ours costs this client its connection, never the server.
+                log.exception("%s: auth client connection failed", self.ctx.listener.label)
+                self.close()
+                return
+        if b"\n" in self.buffer:
+            self.turn_pending = True
+            self._update_reading()
+            asyncio.get_running_loop().call_soon(self._next_turn)
 
-    async def _read_line(self) -> str | None:
-        """The next line without its LF (or CRLF); None at end of input."""
-        try:
-            raw = await self.reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError:
-            return None
-        except asyncio.LimitOverrunError:
-            raise ProtocolViolation(f"a line longer than {wire.MAX_LINE} octets") from None
-        if len(raw) > wire.MAX_LINE:
-            raise ProtocolViolation(f"a line longer than {wire.MAX_LINE} octets")
-        raw = raw[:-1]
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
-        return raw.decode("utf-8", "surrogateescape")
+    def _next_turn(self) -> None:
+        self.turn_pending = False
+        self._update_reading()
+        self._read_lines()
 
-    async def _client_handshake(self) -> bool:
-        """``VERSION <major> <minor>`` then ``CPID <pid>``; False when the client went away."""
-        line = await self._read_line()
-        if line is None:
-            return False
+    def _update_reading(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.writing_paused or self.turn_pending:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    def _violation(self, violation: ProtocolViolation) -> None:
+        # As Dovecot: the client has a bug; say so in our log and hang up.
+        log.warning("%s: auth client sent %s; disconnecting", self.ctx.listener.label, violation)
+        self.close()
+
+    # The client's handshake: ``VERSION <major> <minor>`` then ``CPID <pid>``.
+
+    def _version_line(self, line: str) -> None:
         fields = line.split("\t")
         major = wire.parse_uint(fields[1]) if len(fields) == 3 else None
         minor = wire.parse_uint(fields[2]) if len(fields) == 3 else None
@@ -133,15 +188,22 @@ class AuthConnection:
         if major != wire.MAJOR_VERSION:
             raise ProtocolViolation(f"protocol major version {major}, not {wire.MAJOR_VERSION}")
         self.minor_version = minor
-        line = await self._read_line()
-        if line is None:
-            return False
+        self.next_line = self._cpid_line
+
+    def _cpid_line(self, line: str) -> None:
         command, _, pid = line.partition("\t")
         if command != "CPID":
             raise ProtocolViolation("an unknown handshake command")
         if not wire.parse_uint(pid):
             raise ProtocolViolation("CPID 0 or no number")
-        return True
+        self.next_line = self._command_line
+
+    def _command_line(self, line: str) -> None:
+        command, _, args = line.partition("\t")
+        handler = COMMANDS.get(command)
+        if handler is None:
+            raise ProtocolViolation("unknown command")
+        handler(self, args)
 
     # Commands. Each runs synchronously; a mechanism step runs in its request's task.
 
@@ -189,7 +251,7 @@ class AuthConnection:
         )
         request = PendingRequest(params, sasl, time.monotonic())
         self.requests[request_id] = request
-        request.task = asyncio.create_task(self._advance(request, partial(sasl.start, initial)))
+        request.task = start_eagerly(self._advance(request, partial(sasl.start, initial)))
 
     def cont(self, args: str) -> None:
         id_text, separator, data = args.partition("\t")
@@ -220,9 +282,7 @@ class AuthConnection:
                 )
             )
             return
-        request.task = asyncio.create_task(
-            self._advance(request, partial(request.sasl.step, response))
-        )
+        request.task = start_eagerly(self._advance(request, partial(request.sasl.step, response)))
 
     def cancel(self, args: str) -> None:
         request_id = wire.parse_uint(args)
@@ -316,8 +376,8 @@ class AuthConnection:
         )
 
     def _send(self, line: bytes) -> None:
-        if not self.writer.is_closing():
-            self.writer.write(line)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(line)
 
 
 def _base64_problem(response: bytes) -> str | None:
