@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from seikyou_auth.accounts import Account
+    from seikyou_auth.server.config import Config
 
 __all__ = ["main"]
 
@@ -178,8 +179,11 @@ def _cmd_user_add(args: argparse.Namespace) -> int:
     name = validate_new_name(args.name, domain)
     if path.exists() and name in _accounts(path, domain):  # re-checked under the lock
         raise UserExists(f"user {name} already exists in {path}")
-    name = add_user(path, domain, args.name, _new_stored(args, "SHA512-CRYPT"))
+    config = _config(args.config)
+    stored = _new_stored(args, config.default_scheme)
+    name = add_user(path, domain, args.name, stored)
     print(f"added {name} to {path}")
+    _warn_of_unservable_mechanisms(config, stored)
     _warn_of_bad_lines(path, domain)
     return 0
 
@@ -226,6 +230,132 @@ def _cmd_user_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(config_path: str | None) -> Config:
+    from seikyou_auth.server.config import ConfigError, load_config
+
+    try:
+        return load_config(config_path)
+    except ConfigError as error:
+        raise CliError(str(error), EXIT_USAGE) from None
+
+
+def _warn_of_unservable_mechanisms(config: Config, stored: str) -> None:
+    from seikyou_auth.server.check import unservable_text
+
+    why = unservable_text(config, stored)
+    if why is not None:
+        print(f"{PROG}: warning: this password's scheme {why} (--scheme)", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- operator commands
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from seikyou_auth.server.check import config_errors, config_warnings, effective_settings
+
+    config = _config(args.config)
+    print(effective_settings(config), end="")
+    for warning in config_warnings(config):
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    errors = config_errors(config)
+    for error in errors[1:]:
+        print(f"{PROG}: {error}", file=sys.stderr)
+    if errors:
+        raise CliError(errors[0], EXIT_USAGE)
+    return 0
+
+
+def _queue_command(run: Callable[[Config, argparse.Namespace], None]) -> Callable[..., int]:
+    """A ``queue`` action whose unknown or busy message id is a one-line error."""
+
+    def handler(args: argparse.Namespace) -> int:
+        from seikyou_auth.server.queue import MessageBusy, UnknownMessage
+
+        config = _config(args.config)
+        try:
+            run(config, args)
+        except UnknownMessage:
+            raise CliError(f"no queued message {args.id!r} (see '{PROG} queue list')") from None
+        except MessageBusy:
+            raise CliError(f"message {args.id} is being relayed right now; try again") from None
+        return 0
+
+    return handler
+
+
+def _queue_list(config: Config, args: argparse.Namespace) -> None:
+    from seikyou_auth.server.queue_admin import list_queue
+
+    list_queue(config, sys.stdout)
+
+
+def _queue_show(config: Config, args: argparse.Namespace) -> None:
+    from seikyou_auth.server.queue_admin import show_message
+
+    show_message(config, args.id, sys.stdout)
+
+
+def _queue_flush(config: Config, args: argparse.Namespace) -> None:
+    from seikyou_auth.server.queue_admin import flush_queue
+
+    flush_queue(config, sys.stdout)
+
+
+def _queue_delete(config: Config, args: argparse.Namespace) -> None:
+    from seikyou_auth.server.queue_admin import delete_message
+
+    print(f"deleted {delete_message(config, args.id)} message {args.id}")
+
+
+_QUEUE_ACTIONS = {
+    "list": (_queue_list, "list the queue: id, age, sender, recipients, attempts, last error"),
+    "show": (_queue_show, "show one queued message: its envelope, delivery state and text"),
+    "flush": (_queue_flush, "try to relay every queued message now"),
+    "delete": (_queue_delete, "delete one queued (or set-aside) message"),
+}
+
+
+def _add_operator_commands(
+    commands: argparse._SubParsersAction[_Parser],
+    config: _Parser,
+) -> None:
+    check = commands.add_parser(
+        "check-config",
+        parents=[config],
+        help="print the effective settings and every warning; exit 2 on errors",
+    )
+    check.set_defaults(handler=_cmd_check_config)
+    queue = commands.add_parser("queue", help="inspect and manage the outgoing mail queue")
+    actions = queue.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    for action, (run, text) in _QUEUE_ACTIONS.items():
+        sub = actions.add_parser(action, parents=[config], help=text)
+        if action in ("show", "delete"):
+            sub.add_argument("id", metavar="ID", help="the id shown by 'queue list'")
+        sub.set_defaults(handler=_queue_command(run))
+
+
+def _describe_subcommands(parser: argparse.ArgumentParser) -> None:
+    """Every subcommand's ``--help`` starts with the line its parent lists it with."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
+        for name, sub in action.choices.items():
+            text = helps.get(name, "")
+            if sub.description is None and text:
+                sub.description = f"{text[0].upper()}{text[1:]}."
+            _describe_subcommands(sub)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{PROG} {version('seikyou-auth')}"
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return f"{PROG} (version unknown: not installed)"
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from seikyou_auth.server.app import main as serve
 
@@ -233,6 +363,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- parser
+
+
+_USER_HELP = {
+    "add": "add an account to the passwd-file",
+    "del": "delete an account from the passwd-file",
+    "list": "list the accounts and their password schemes",
+    "passwd": "set an account's password",
+}
+_SCHEME_HELP = {
+    "add": "password scheme (default: default_scheme of the config, SHA512-CRYPT)",
+    "passwd": "password scheme (default: the account's current scheme and encoding,"
+    " so the mechanisms that worked still do; SHA512-CRYPT when it has none usable)",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -245,6 +388,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser = _Parser(prog=PROG, description="SMTP AUTH / POP3 server and account tools.")
     parser.add_argument("--config", metavar="FILE", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = commands.add_parser("serve", parents=[config], help="run the SMTP and POP3 servers")
@@ -266,15 +410,17 @@ def _parser() -> argparse.ArgumentParser:
         "passwd": _cmd_user_passwd,
     }
     for action, handler in handlers.items():
-        sub = actions.add_parser(action, parents=[config])
+        sub = actions.add_parser(action, parents=[config], help=_USER_HELP[action])
         if action != "list":
             sub.add_argument("name", metavar="NAME")
         if action in ("add", "passwd"):
-            sub.add_argument("--scheme", metavar="S", help="password scheme (default SHA512-CRYPT)")
+            sub.add_argument("--scheme", metavar="S", help=_SCHEME_HELP[action])
             sub.add_argument(
                 "--password-stdin", action="store_true", help="read the password from stdin"
             )
         sub.set_defaults(handler=handler)
+    _add_operator_commands(commands, config)
+    _describe_subcommands(parser)
     return parser
 
 

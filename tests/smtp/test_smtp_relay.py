@@ -127,13 +127,13 @@ def test_relay_retries_and_deletes_only_after_250(tmp_path: Path) -> None:
     assert body.endswith(b"Subject: out\r\n\r\n..dot first\r\n")  # stuffed again on the wire
 
 
-def test_permanent_refusal_is_set_aside_not_lost(tmp_path: Path) -> None:
+def test_permanent_refusal_is_returned_to_sender_not_lost(tmp_path: Path) -> None:
+    # The report itself is tested in tests/queue; here: the message leaves the retry loop.
     with running_smarthost([b"554 5.7.1 go away"]) as sink:
         settings = {"smtp": {"relay_host": f"127.0.0.1:{sink.port}"}}
         with running_server(tmp_path, [SMTP_SUBMISSION], settings, ACCOUNTS) as server:
-            failed = server.config.queue_dir / "failed"
             _submit(server, ["friend@example.com"])
-            _wait_for(lambda: failed.is_dir() and list(failed.iterdir()))
+            _wait_for(lambda: server.messages(ADDRESS.split("@")[0]))
             assert not list((server.config.queue_dir / "new").iterdir())
     assert sink.received == []
 

@@ -28,15 +28,15 @@ from seikyou_auth.server.config import (
     ConfigError,
     ListenerConfig,
     load_config,
-    relay_address,
 )
 from seikyou_auth.server.connection import Admission, ThrottledLog, serve_connection
 from seikyou_auth.server.context import ListenerContext, Shutdown
 from seikyou_auth.server.dovecot_auth import AuthConnection, start_auth_server
 from seikyou_auth.server.maildir import MaildirStore, remove_stale_files
 from seikyou_auth.server.policy import FailureDelay, Policy
-from seikyou_auth.server.queue import MailQueue, RelayTask
-from seikyou_auth.server.tls import server_context
+from seikyou_auth.server.queue import MailQueue
+from seikyou_auth.server.relay import Relay, RelayTask, relay_warning
+from seikyou_auth.server.tls import generated_certificate_note, server_context
 
 __all__ = [
     "BoundListener",
@@ -206,10 +206,12 @@ class ServerApp:
         except BaseException:
             await self.stop()
             raise
-        smarthost = relay_address(self.config.smtp)
-        if smarthost is not None and self.primary:
-            relay = RelayTask(self.queue, smarthost, self.config.smtp.relay_retry_delays)
-            self._relay = asyncio.create_task(relay.run())
+        if self.primary:
+            # Without a smarthost too: its messages still expire and return to the sender.
+            relay = Relay(self.config, self.queue, self.maildirs, self.store)
+            self._relay = asyncio.create_task(RelayTask(relay).run())
+            if (warning := relay_warning(self.config)) is not None:
+                log.warning("%s", warning)
         return self.bound
 
     def _remove_crash_leftovers(self) -> None:
@@ -362,6 +364,8 @@ async def run(config: Config, *, worker: int | None = None) -> None:
         print(f"seikyou-auth serving ({config.source}), data in {config.data_dir}:", flush=True)
         for entry in bound:
             print(f"  {entry.label}", flush=True)
+        if (note := generated_certificate_note(config)) is not None:
+            print(f"  {note}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

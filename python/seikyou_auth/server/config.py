@@ -25,6 +25,7 @@ __all__ = [
     "Limits",
     "ListenerConfig",
     "Pop3Config",
+    "QueueConfig",
     "SmtpConfig",
     "load_config",
     "relay_address",
@@ -72,8 +73,9 @@ class SmtpConfig:
     max_message_size: int = 26_214_400
     relay_host: str = ""
     broken_auth_clients: bool = False
-    # Seconds to wait before each retry of a queued message; the last one repeats.
-    relay_retry_delays: tuple[float, ...] = (60.0, 300.0, 900.0, 3600.0)
+    # Seconds to wait before each retry of a queued message; the last one repeats
+    # (Postfix-like: 5 minutes, doubling, capped at an hour).
+    relay_retry_delays: tuple[float, ...] = (300.0, 600.0, 1200.0, 2400.0, 3600.0)
     # The account that receives mail for postmaster (RFC 5321 4.5.1 requires the address).
     postmaster: str = "postmaster"
 
@@ -111,6 +113,16 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class QueueConfig:
+    # Undelivered this long after arrival: returned to the sender (Postfix's
+    # maximal_queue_lifetime, 5 days).
+    max_lifetime: float = 5 * 86400.0
+
+
+DEFAULT_SCHEME = "SHA512-CRYPT"
+
+
+@dataclass(frozen=True)
 class Config:
     hostname: str
     domain: str
@@ -126,6 +138,12 @@ class Config:
     event_loop: str = "asyncio"  # "asyncio" | "uvloop"
     workers: int = 1  # processes sharing the listeners through SO_REUSEPORT
     source: str = "embedded default"
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    # The scheme ``user add`` hashes new passwords with (Dovecot's default_pass_scheme).
+    default_scheme: str = DEFAULT_SCHEME
+    # tls_cert/tls_key point where a self-signed pair may be generated (the data directory's
+    # tls/); anywhere else a missing file is an error, not a surprise certificate.
+    tls_may_generate: bool = True
 
     @property
     def mail_dir(self) -> Path:
@@ -158,6 +176,8 @@ _TOP_KEYS = {
     "listener",
     "event_loop",
     "workers",
+    "queue",
+    "default_scheme",
 }
 
 
@@ -203,6 +223,9 @@ def _build(raw: Mapping[str, Any], base: Path, source: str) -> Config:
         event_loop=reader.choice("event_loop", ("asyncio", "uvloop"), "asyncio"),
         workers=workers,
         source=source,
+        queue=_queue(reader.table("queue")),
+        default_scheme=_default_scheme(reader),
+        tls_may_generate=_tls_may_generate(reader, base, data_dir),
     )
 
 
@@ -255,6 +278,35 @@ def _pop3(reader: _Reader) -> Pop3Config:
         apop=reader.boolean("apop", default.apop),
         cleartext_auth=reader.choice("cleartext_auth", CLEARTEXT_SETTINGS, default.cleartext_auth),
     )
+
+
+def _queue(reader: _Reader) -> QueueConfig:
+    default = QueueConfig()
+    reader.reject_unknown(set(QueueConfig.__dataclass_fields__))
+    return QueueConfig(max_lifetime=reader.seconds("max_lifetime", default.max_lifetime))
+
+
+def _default_scheme(reader: _Reader) -> str:
+    from seikyou_auth._pure._schemes import parse_scheme
+
+    name = reader.text("default_scheme", DEFAULT_SCHEME)
+    try:
+        known = parse_scheme(name).name in seikyou_auth.SCHEMES
+    except seikyou_auth.UnsupportedScheme:
+        known = False
+    if not known:
+        raise ConfigError(
+            f"{reader.where('default_scheme')}: unsupported password scheme {name!r}"
+            " (seikyou-auth pw -l lists them)"
+        )
+    return name
+
+
+def _tls_may_generate(reader: _Reader, base: Path, data_dir: Path) -> bool:
+    generated = data_dir / "tls"
+    cert = reader.path("tls_cert", base, str(generated / "cert.pem"))
+    key = reader.path("tls_key", base, str(generated / "key.pem"))
+    return cert == generated / "cert.pem" and key == generated / "key.pem"
 
 
 def _limits(reader: _Reader) -> Limits:

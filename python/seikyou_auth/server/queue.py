@@ -1,38 +1,75 @@
-"""The outgoing queue (mail for other domains) and the task relaying it to the smarthost.
+"""The outgoing queue: mail for other domains, on disk until the smarthost takes it.
 
-A queue file is one JSON envelope line followed by the message (LF line
-endings); it is written like a Maildir file (``queue/tmp`` → fsync → link into
-``queue/new`` → fsync). The relay task deletes a file only after the
-smarthost's ``250``; temporary failures are retried with growing delays, and a
-permanent refusal moves the file to ``queue/failed`` instead of losing it.
+``queue/new/ID`` is one JSON envelope line (sender, recipients, 8-bit flag, arrival
+time) followed by the message (LF line endings). It is written like a Maildir file
+(``queue/tmp`` → fsync → link into ``queue/new`` → fsync the directory) and changed
+only by an atomic rename over it, so a crash leaves either the old or the new file.
+``queue/state/ID`` holds the delivery attempts, the last error and when the next
+attempt is due, replaced the same way; a message without one has not been tried yet.
+``queue/failed/`` keeps what can be neither relayed nor returned, for the operator.
+
+Whoever tries a message (the server's relay task or ``seikyou-auth queue flush``)
+holds an exclusive ``flock`` on its file for the attempt, so two processes never send
+the same file at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
-import logging
 import os
+import re
+import secrets
 import shutil
-import smtplib
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from seikyou_auth.server.maildir import Spool, durable_write, fsync_dir, unique_name
-from seikyou_auth.server.serverlog import quote
+from seikyou_auth.server.maildir import Spool, fsync_dir
 
-__all__ = ["Envelope", "MailQueue", "QueuedMessage", "RelayTask"]
+__all__ = [
+    "DeliveryState",
+    "Envelope",
+    "MailQueue",
+    "MessageBusy",
+    "QueueEntry",
+    "QueuedMessage",
+    "UnknownMessage",
+]
 
-log = logging.getLogger("seikyou_auth.queue")
+# The ids this queue gives out: 12 upper-case hex digits, like Postfix's short queue ids.
+_ID_LENGTH = 12
+_ID_ATTEMPTS = 8
+# Names an operator may pass on the command line: no path separators, no hidden files.
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._,=-]{0,200}")
+
+
+class UnknownMessage(LookupError):
+    """No queued message has this id."""
+
+
+class MessageBusy(Exception):
+    """Another process holds the message for a delivery attempt right now."""
 
 
 @dataclass(frozen=True)
 class Envelope:
-    sender: str
+    sender: str  # "" is the null sender <> (bounces)
     recipients: tuple[str, ...]
     eight_bit: bool = False
+    # When the message entered the queue (time.time()); 0 means "when it is written".
+    arrival: float = 0.0
+
+
+@dataclass(frozen=True)
+class DeliveryState:
+    attempts: int = 0
+    last_error: str = ""
+    next_attempt: float = 0.0  # time.time() at which the next attempt is due
 
 
 @dataclass(frozen=True)
@@ -41,21 +78,39 @@ class QueuedMessage:
     envelope: Envelope
     message: bytes
 
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """What ``queue list`` shows of a message, read without its body."""
+
+    id: str
+    path: Path
+    envelope: Envelope
+    state: DeliveryState
+    size: int
+
 
 class MailQueue:
-    """``queue/{tmp,new,failed}`` under the data directory."""
+    """``queue/{tmp,new,state,failed}`` under the data directory."""
 
     def __init__(self, root: Path, hostname: str) -> None:
         self.root = root
         self.hostname = hostname
         self.tmp = root / "tmp"
         self.new = root / "new"
+        self.state_dir = root / "state"
         self.failed = root / "failed"
         self.changed = asyncio.Event()
 
     def ensure(self) -> None:
-        for directory in (self.tmp, self.new, self.failed):
+        for directory in (self.tmp, self.new, self.state_dir, self.failed):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    # ------------------------------------------------------------ writing
 
     @staticmethod
     def _header(envelope: Envelope) -> bytes:
@@ -63,174 +118,171 @@ class MailQueue:
             "from": envelope.sender,
             "to": list(envelope.recipients),
             "8bit": envelope.eight_bit,
+            "arrival": envelope.arrival or time.time(),
         }
         return json.dumps(fields).encode() + b"\n"
 
-    def enqueue(self, envelope: Envelope, message: bytes) -> Path:
-        """Durably queue ``message``; blocking, call it off the event loop."""
+    def enqueue(self, envelope: Envelope, message: bytes, directory: Path | None = None) -> Path:
+        """Durably queue ``message`` (into ``new/`` unless told otherwise); blocking."""
         self.ensure()
         content = self._header(envelope) + message
-        return durable_write(self.tmp, self.new, unique_name(self.hostname, len(content)), content)
+        return self._place(directory or self.new, lambda out: out.write(content))
 
     def enqueue_spooled(self, envelope: Envelope, spool: Spool) -> Path:
         """Durably queue a complete spool file, copied in chunks; blocking."""
         self.ensure()
         header = self._header(envelope)
-        name = unique_name(self.hostname, len(header) + spool.size)
-        temporary = self.tmp / name
-        final = self.new / name
-        try:
-            with temporary.open("xb") as out, spool.path.open("rb") as message:
-                out.write(header)
+
+        def write(out: BinaryIO) -> None:
+            out.write(header)
+            with spool.path.open("rb") as message:
                 shutil.copyfileobj(message, out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.link(temporary, final)
-        finally:
-            temporary.unlink(missing_ok=True)
-        fsync_dir(self.new)
-        return final
+
+        return self._place(self.new, write)
+
+    def _place(self, directory: Path, write: Callable[[BinaryIO], object]) -> Path:
+        """Write a new file under a fresh id in ``tmp/``, fsync, link into ``directory``."""
+        for _ in range(_ID_ATTEMPTS):
+            name = secrets.token_hex(_ID_LENGTH // 2).upper()
+            temporary = self.tmp / name
+            final = directory / name
+            if final.exists():
+                continue
+            try:
+                with temporary.open("xb") as out:
+                    write(out)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.link(temporary, final)
+            except FileExistsError:
+                continue
+            finally:
+                temporary.unlink(missing_ok=True)
+            fsync_dir(directory)
+            return final
+        raise OSError(f"no free queue id in {directory} after {_ID_ATTEMPTS} tries")
+
+    def replace_recipients(self, queued: QueuedMessage, recipients: tuple[str, ...]) -> None:
+        """Keep the message under its id with only ``recipients`` left; atomic."""
+        envelope = Envelope(
+            queued.envelope.sender, recipients, queued.envelope.eight_bit, queued.envelope.arrival
+        )
+        temporary = self.tmp / f"{queued.id}.rewrite"
+        with temporary.open("wb") as out:
+            out.write(self._header(envelope) + queued.message)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, queued.path)
+        fsync_dir(queued.path.parent)
+
+    def save_state(self, message_id: str, state: DeliveryState) -> None:
+        self.ensure()
+        temporary = self.tmp / f"{message_id}.state"
+        fields = {
+            "attempts": state.attempts,
+            "last_error": state.last_error,
+            "next_attempt": state.next_attempt,
+        }
+        with temporary.open("w") as out:
+            json.dump(fields, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, self.state_dir / message_id)
+        fsync_dir(self.state_dir)
+
+    def remove(self, path: Path) -> None:
+        """The message is done (relayed or returned): its file goes, then its state."""
+        path.unlink(missing_ok=True)
+        fsync_dir(path.parent)
+        (self.state_dir / path.name).unlink(missing_ok=True)
+
+    def set_aside_path(self, path: Path) -> None:
+        """Keep a file the relay cannot send for the operator, out of the retry loop."""
+        self.ensure()
+        path.rename(self.failed / path.name)
+        fsync_dir(self.failed)
+        (self.state_dir / path.name).unlink(missing_ok=True)
+
+    # ------------------------------------------------------------ reading
 
     def pending(self) -> list[Path]:
         if not self.new.is_dir():
             return []
         return sorted(path for path in self.new.iterdir() if path.is_file())
 
+    def set_aside(self) -> list[Path]:
+        if not self.failed.is_dir():
+            return []
+        return sorted(path for path in self.failed.iterdir() if path.is_file())
+
     @staticmethod
-    def read(path: Path) -> QueuedMessage:
+    def _envelope(header: bytes, path: Path) -> Envelope:
+        fields = json.loads(header)
+        sender, recipients = fields["from"], fields["to"]
+        if not isinstance(sender, str) or not all(isinstance(r, str) for r in recipients):
+            raise ValueError("envelope addresses must be strings")
+        # Files queued before arrival times were recorded: the file's own time.
+        arrival = float(fields.get("arrival") or path.stat().st_mtime)
+        return Envelope(sender, tuple(recipients), bool(fields.get("8bit")), arrival)
+
+    @classmethod
+    def read(cls, path: Path) -> QueuedMessage:
         raw = path.read_bytes()
         header, _, message = raw.partition(b"\n")
-        fields = json.loads(header)
-        envelope = Envelope(fields["from"], tuple(fields["to"]), bool(fields.get("8bit")))
-        return QueuedMessage(path, envelope, message)
+        return QueuedMessage(path, cls._envelope(header, path), message)
 
-    def replace_recipients(self, queued: QueuedMessage, recipients: tuple[str, ...]) -> Path:
-        """Requeue with only ``recipients`` left (the rest were delivered or refused for good)."""
-        envelope = Envelope(queued.envelope.sender, recipients, queued.envelope.eight_bit)
-        new_path = self.enqueue(envelope, queued.message)
-        queued.path.unlink()
-        return new_path
-
-    def set_aside(self, queued: QueuedMessage) -> None:
-        self.set_aside_path(queued.path)
-
-    def set_aside_path(self, path: Path) -> None:
-        """Keep a file the relay cannot send for the operator, out of the retry loop."""
-        self.ensure()
-        path.rename(self.failed / path.name)
-
-
-class _Permanent(Exception):
-    """The smarthost refused the message for good."""
-
-
-class RelayTask:
-    """Sends queued mail to the smarthost; runs until cancelled."""
-
-    def __init__(
-        self,
-        queue: MailQueue,
-        smarthost: tuple[str, int],
-        retry_delays: tuple[float, ...],
-        timeout: float = 60.0,
-    ) -> None:
-        self.queue = queue
-        self.smarthost = smarthost
-        self.retry_delays = retry_delays or (60.0,)
-        self.timeout = timeout
-        self._attempts: dict[str, tuple[int, float]] = {}
-
-    async def run(self) -> None:
-        while True:
-            self.queue.changed.clear()
-            next_due = await self._pass()
-            wait = None if next_due is None else max(0.0, next_due - time.monotonic())
-            try:
-                await asyncio.wait_for(self.queue.changed.wait(), wait)
-            except TimeoutError:
-                pass
-
-    async def _pass(self) -> float | None:
-        """Try every due file once; return when the next retry is due (None: nothing queued)."""
-        next_due: float | None = None
-        for path in self.queue.pending():
-            attempts, due = self._attempts.get(path.name, (0, 0.0))
-            if due > time.monotonic():
-                next_due = due if next_due is None else min(next_due, due)
-                continue
-            try:
-                queued = MailQueue.read(path)
-            except (OSError, ValueError, KeyError, TypeError) as error:
-                log.error("unreadable queue file %s: %s; moved to queue/failed", path.name, error)
-                with contextlib.suppress(OSError):
-                    self.queue.set_aside_path(path)
-                continue
-            try:
-                left: Path | None = await asyncio.to_thread(self._attempt, queued)
-            except OSError as error:  # the queue directory itself misbehaves: try again later
-                log.error("relay of %s: queue file error: %s", path.name, error)
-                left = path
-            if left is None:
-                self._attempts.pop(path.name, None)
-                continue
-            delay = self.retry_delays[min(attempts, len(self.retry_delays) - 1)]
-            due = time.monotonic() + delay
-            self._attempts[left.name] = (attempts + 1, due)
-            next_due = due if next_due is None else min(next_due, due)
-        return next_due
-
-    def _attempt(self, queued: QueuedMessage) -> Path | None:
-        """One delivery attempt; the path still queued for a retry, or None when done."""
-        envelope = queued.envelope
+    def state(self, message_id: str) -> DeliveryState:
         try:
-            refused = self._send(queued)
-        except _Permanent as error:
-            log.error(
-                "relay refused %s permanently: %s; kept in queue/failed", queued.path.name, error
+            fields = json.loads((self.state_dir / message_id).read_text())
+            return DeliveryState(
+                int(fields["attempts"]), str(fields["last_error"]), float(fields["next_attempt"])
             )
-            self.queue.set_aside(queued)
-            return None
-        except (OSError, smtplib.SMTPException) as error:
-            log.warning("relay of %s deferred: %s", queued.path.name, error)
-            return queued.path
-        retry = tuple(rcpt for rcpt, (code, _) in refused.items() if 400 <= code < 500)
-        for rcpt, (code, text) in refused.items():
-            if code >= 500:
-                log.error("relay: smarthost refused to=%s: %d %r", quote(rcpt), code, text)
-        log.info(
-            "relayed %s from=%s recipients=%d",
-            queued.path.name,
-            quote(envelope.sender),
-            len(envelope.recipients) - len(refused),
-        )
-        if retry:
-            return self.queue.replace_recipients(queued, retry)
-        queued.path.unlink()
-        return None
+        except FileNotFoundError:
+            return DeliveryState()
+        except (OSError, ValueError, KeyError, TypeError):
+            return DeliveryState(last_error="unreadable state file (tried again now)")
 
-    def _send(self, queued: QueuedMessage) -> dict[str, tuple[int, bytes]]:
-        host, port = self.smarthost
-        envelope = queued.envelope
-        # Stored with LF line ends; the wire wants CRLF (smtplib dot-stuffs but leaves bytes as is).
-        wire_message = queued.message.replace(b"\n", b"\r\n")
-        with smtplib.SMTP(
-            host, port, local_hostname=self.queue.hostname, timeout=self.timeout
-        ) as client:
-            client.ehlo_or_helo_if_needed()
-            # Declared only to a smarthost that knows it; the bytes go as they are either way.
-            eight_bit = envelope.eight_bit and client.has_extn("8bitmime")
-            options = ["BODY=8BITMIME"] if eight_bit else []
+    def entry(self, path: Path) -> QueueEntry:
+        """Envelope and state of one file, its body left unread; ValueError if unreadable."""
+        with path.open("rb") as handle:
+            header = handle.readline()
+            size = os.fstat(handle.fileno()).st_size - len(header)
+        try:
+            envelope = self._envelope(header, path)
+        except (KeyError, TypeError, json.JSONDecodeError) as error:
+            raise ValueError(f"unreadable envelope: {error}") from None
+        return QueueEntry(path.name, path, envelope, self.state(path.name), size)
+
+    def find(self, message_id: str) -> Path:
+        """The file of a queued or set-aside message; ``UnknownMessage`` otherwise."""
+        if not _SAFE_ID.fullmatch(message_id):
+            raise UnknownMessage(message_id)
+        for directory in (self.new, self.failed):
+            path = directory / message_id
+            if path.is_file():
+                return path
+        raise UnknownMessage(message_id)
+
+    @contextlib.contextmanager
+    def claim(self, path: Path) -> Iterator[None]:
+        """Hold ``path`` for one attempt; ``MessageBusy`` if another process has it,
+        ``UnknownMessage`` if it was removed meanwhile."""
+        try:
+            descriptor = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise UnknownMessage(path.name) from None
+        try:
             try:
-                refused = client.sendmail(
-                    envelope.sender, list(envelope.recipients), wire_message, options
-                )
-            except smtplib.SMTPRecipientsRefused as error:
-                refused = error.recipients
-                if all(code >= 500 for code, _ in refused.values()):
-                    raise _Permanent(f"all recipients refused: {refused!r}") from None
-                return refused
-            except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as error:
-                if error.smtp_code >= 500:
-                    raise _Permanent(f"{error.smtp_code} {error.smtp_error!r}") from None
-                raise
-        return refused
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise MessageBusy(path.name) from None
+            # The holder before us may have rewritten (renamed over) or removed it.
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                raise UnknownMessage(path.name) from None
+            if current.st_ino != os.fstat(descriptor).st_ino:
+                raise MessageBusy(path.name)
+            yield
+        finally:
+            os.close(descriptor)

@@ -15,12 +15,19 @@ from cryptography.x509.oid import NameOID
 
 from seikyou_auth.server.config import Config, ConfigError
 
-__all__ = ["generate_self_signed", "server_context"]
+__all__ = ["generate_self_signed", "generated_certificate_note", "server_context"]
 
 
 def server_context(config: Config) -> ssl.SSLContext:
     """The TLS context of every listener; a certificate is generated when both files are missing."""
     cert, key = config.tls_cert, config.tls_key
+    if not config.tls_may_generate:
+        for name, path in (("tls_cert", cert), ("tls_key", key)):
+            if not path.exists():
+                raise ConfigError(
+                    f"{name} {path} is missing (a self-signed pair is generated only"
+                    " when tls_cert and tls_key are left at their defaults in data_dir/tls/)"
+                )
     if not cert.exists() and not key.exists():
         generate_self_signed(config.hostname, cert, key)
     elif not cert.exists() or not key.exists():
@@ -76,3 +83,18 @@ def generate_self_signed(hostname: str, cert_path: Path, key_path: Path) -> None
         cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     except OSError as error:
         raise ConfigError(f"cannot write generated TLS certificate: {error}") from None
+
+
+def generated_certificate_note(config: Config) -> str | None:
+    """For the banner: where the self-signed certificate is and its SHA-256 fingerprint,
+    which clients need to trust it (``curl --cacert``, ``mpop --tls-trust-file``)."""
+    if not config.tls_may_generate:
+        return None
+    try:
+        certificate = x509.load_pem_x509_certificate(config.tls_cert.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if certificate.issuer != certificate.subject:
+        return None
+    digest = certificate.fingerprint(hashes.SHA256()).hex(":").upper()
+    return f"self-signed TLS certificate {config.tls_cert} SHA-256 {digest}"
