@@ -14,8 +14,6 @@ import re
 import time
 from collections.abc import Iterable
 
-from seikyou_auth.server import metrics
-
 __all__ = [
     "BadCommandBudget",
     "FailureDelay",
@@ -106,7 +104,6 @@ class FailureDelay:
             self._failures[addr] = (count + 1, now)
             self._expire(now)
         if delay > 0:
-            metrics.penalty_applied(delay)
             await asyncio.sleep(delay)
 
     def is_penalised(self, addr: str) -> bool:
@@ -125,7 +122,6 @@ class FailureDelay:
         at once would turn the cheap answer into a busy loop. Trusted networks never wait."""
         delay = self.next_delay(addr)
         if delay > 0:
-            metrics.penalty_applied(delay)
             await asyncio.sleep(delay)
 
     def reset(self, addr: str) -> None:
@@ -203,7 +199,6 @@ def log_login_attempt(
     ``result`` is one of ``ok failed malformed cancelled unavailable cleartext-refused
     too-long in-use mailbox-error``.
     """
-    metrics.login_attempted(protocol, mechanism, result)
     if not login_log.isEnabledFor(logging.INFO):
         return
     fields = [
