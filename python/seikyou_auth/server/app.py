@@ -33,9 +33,10 @@ from seikyou_auth.server.connection import Admission, ThrottledLog, serve_connec
 from seikyou_auth.server.context import ListenerContext, Shutdown
 from seikyou_auth.server.dovecot_auth import AuthConnection, start_auth_server
 from seikyou_auth.server.maildir import MaildirStore, remove_stale_files
-from seikyou_auth.server.policy import FailureDelay, Policy
+from seikyou_auth.server.policy import Policy
 from seikyou_auth.server.queue import MailQueue
 from seikyou_auth.server.relay import Relay, RelayTask, relay_warning
+from seikyou_auth.server.shared.setup import SharedState
 from seikyou_auth.server.tls import generated_certificate_note, server_context
 
 __all__ = [
@@ -155,7 +156,8 @@ class ServerApp:
         self.config = config
         self.ssl_context: ssl.SSLContext = server_context(config)
         self.policy = Policy(config.trusted_networks)
-        self.failure_delay = FailureDelay(config.limits.failure_delays, self.policy)
+        self.shared = SharedState.build(config, self.policy)
+        self.failure_delay = self.shared.failure_delay
         self.admission = Admission(
             connection_budget(config.limits.max_connections, len(config.listeners)),
             config.limits.max_connections_per_address,
@@ -167,7 +169,7 @@ class ServerApp:
             login_queue_per_address=config.limits.login_queue_per_address,
             is_penalised=self.failure_delay.is_penalised,
         )
-        self.maildirs = MaildirStore(config.mail_dir, config.hostname)
+        self.maildirs = MaildirStore(config.mail_dir)
         self.queue = MailQueue(config.queue_dir, config.hostname)
         self.queue.ensure()
         self.shutdown = Shutdown()
@@ -192,6 +194,7 @@ class ServerApp:
             maildirs=self.maildirs,
             queue=self.queue,
             shutdown=self.shutdown,
+            mailbox_leases=self.shared.mailbox_leases,
         )
 
     async def start(self) -> list[BoundListener]:
@@ -332,6 +335,7 @@ class ServerApp:
         self._servers.clear()
         if self._cleanup is not None:
             await asyncio.gather(self._cleanup, return_exceptions=True)
+        await self.shared.close()
 
 
 def bind_unix_socket(path: Path, mode: int) -> socket.socket:

@@ -25,6 +25,7 @@ __all__ = [
     "Limits",
     "ListenerConfig",
     "Pop3Config",
+    "RedisConfig",
     "QueueConfig",
     "SmtpConfig",
     "load_config",
@@ -123,6 +124,21 @@ DEFAULT_SCHEME = "SHA512-CRYPT"
 
 
 @dataclass(frozen=True)
+class RedisConfig:
+    """``[redis]``: penalties and the POP3 lock shared by every node (docs/multinode.md)."""
+
+    url: str
+    # Keeps several services (or a test run) apart in one Redis.
+    key_prefix: str = "seikyou:"
+    # The longest a login waits for Redis before going on with node-local state.
+    timeout: float = 0.5
+    # How long a crashed node's POP3 lock outlives it; renewed every third of it.
+    lock_lease: float = 30.0
+    # Count failures per account name too, from any address (slow distributed guessing).
+    per_account_failures: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     hostname: str
     domain: str
@@ -138,6 +154,7 @@ class Config:
     event_loop: str = "asyncio"  # "asyncio" | "uvloop"
     workers: int = 1  # processes sharing the listeners through SO_REUSEPORT
     source: str = "embedded default"
+    redis: RedisConfig | None = None  # None: one node, everything node-local
     queue: QueueConfig = field(default_factory=QueueConfig)
     # The scheme ``user add`` hashes new passwords with (Dovecot's default_pass_scheme).
     default_scheme: str = DEFAULT_SCHEME
@@ -176,6 +193,7 @@ _TOP_KEYS = {
     "listener",
     "event_loop",
     "workers",
+    "redis",
     "queue",
     "default_scheme",
 }
@@ -223,6 +241,7 @@ def _build(raw: Mapping[str, Any], base: Path, source: str) -> Config:
         event_loop=reader.choice("event_loop", ("asyncio", "uvloop"), "asyncio"),
         workers=workers,
         source=source,
+        redis=_redis(reader),
         queue=_queue(reader.table("queue")),
         default_scheme=_default_scheme(reader),
         tls_may_generate=_tls_may_generate(reader, base, data_dir),
@@ -307,6 +326,24 @@ def _tls_may_generate(reader: _Reader, base: Path, data_dir: Path) -> bool:
     cert = reader.path("tls_cert", base, str(generated / "cert.pem"))
     key = reader.path("tls_key", base, str(generated / "key.pem"))
     return cert == generated / "cert.pem" and key == generated / "key.pem"
+
+
+def _redis(top: _Reader) -> RedisConfig | None:
+    if "redis" not in top.raw:
+        return None
+    reader = top.table("redis")
+    reader.reject_unknown(set(RedisConfig.__dataclass_fields__))
+    default = RedisConfig(url="")
+    url = reader.text("url", None)
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{reader.where('url')}: must start with redis://, rediss:// or unix://")
+    return RedisConfig(
+        url=url,
+        key_prefix=reader.text("key_prefix", default.key_prefix),
+        timeout=reader.seconds("timeout", default.timeout),
+        lock_lease=reader.seconds("lock_lease", default.lock_lease),
+        per_account_failures=reader.boolean("per_account_failures", default.per_account_failures),
+    )
 
 
 def _limits(reader: _Reader) -> Limits:

@@ -19,6 +19,7 @@ from seikyou_auth.server.config import Config, ListenerConfig
 from seikyou_auth.server.maildir import MaildirStore
 from seikyou_auth.server.policy import FailureDelay, Policy
 from seikyou_auth.server.queue import MailQueue
+from seikyou_auth.server.shared.lease import MailboxLeases
 
 __all__ = ["ListenerContext", "Shutdown"]
 
@@ -63,6 +64,8 @@ class ListenerContext:
     maildirs: MaildirStore
     queue: MailQueue
     shutdown: Shutdown
+    # The POP3 lock across nodes (node-local only without [redis]).
+    mailbox_leases: MailboxLeases
 
     @property
     def hostname(self) -> str:

@@ -26,6 +26,7 @@ import fcntl
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -125,6 +126,7 @@ class Mailbox:
         self._cur = os.path.join(self._root, "cur")
         self._new = os.path.join(self._root, "new")
         self._lock_fd: int | None = lock_fd
+        self._also_release: list[Callable[[], None]] = []
         self.messages: list[Message] = []
 
     @classmethod
@@ -214,11 +216,18 @@ class Mailbox:
             _fsync_directory(self._cur)
             _fsync_directory(self._new)
 
+    def release_with(self, release: Callable[[], None]) -> None:
+        """Run ``release`` when the lock is released (a lock held beyond this node)."""
+        self._also_release.append(release)
+
     def close(self) -> None:
         """Release the lock; marks not committed are forgotten."""
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+        releases, self._also_release = self._also_release, []
+        for release in releases:
+            release()
 
     def live(self) -> list[Message]:
         return [message for message in self.messages if not message.deleted]

@@ -45,12 +45,17 @@ SPOOL_CHUNK = 256 * 1024
 _counter = itertools.count(1)
 
 
+def _name_safe(hostname: str) -> str:
+    # Maildir's escapes for "/" and ":"; "," too, since a UIDL is the name up to its first ",".
+    return hostname.replace("/", "\\057").replace(":", "\\072").replace(",", "\\054")
+
+
 def unique_name(hostname: str, size: int, crlf_size: int | None = None) -> str:
     """A Maildir file name unique to this host, process and call (Dovecot's ``,S=``/``,W=``)."""
     now = time.time()
     seconds = int(now)
     micros = int((now - seconds) * 1_000_000)
-    host = hostname.replace("/", "\\057").replace(":", "\\072")
+    host = _name_safe(hostname)
     sizes = f",S={size}" if crlf_size is None else f",S={size},W={crlf_size}"
     return f"{seconds}.M{micros}P{os.getpid()}Q{next(_counter)}.{host}{sizes}"
 
@@ -95,7 +100,12 @@ def durable_write(tmp_dir: Path, final_dir: Path, name: str, content: bytes) -> 
 
 
 class MaildirStore:
-    """The maildirs under ``root``: one ``root/NAME/{tmp,new,cur}`` per account."""
+    """The maildirs under ``root``: one ``root/NAME/{tmp,new,cur}`` per account.
+
+    ``hostname`` goes into every file name and defaults to the machine's own name, as
+    Maildir wants: nodes sharing one tree all answer as the service's one ``hostname``
+    setting, and only their machine names tell their deliveries apart.
+    """
 
     def __init__(self, root: Path, hostname: str | None = None) -> None:
         self.root = root
@@ -154,7 +164,9 @@ class Spool:
     """
 
     def __init__(self, directory: Path) -> None:
-        self.path = directory / f"{int(time.time())}.P{os.getpid()}Q{next(_counter)}.spool"
+        # The queue's tmp/ may be shared by several nodes too: the machine name keeps them apart.
+        host = _name_safe(socket.gethostname())
+        self.path = directory / f"{int(time.time())}.P{os.getpid()}Q{next(_counter)}.{host}.spool"
         self._descriptor: int | None = os.open(
             self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
         )

@@ -8,13 +8,18 @@ Connection caps are the connection layer's (``server/connection.py``).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import logging
 import re
 import time
 from collections.abc import Iterable
 
+from seikyou_auth.server import metrics
+from seikyou_auth.server.shared.penalties import SharedFailureCounts
+
 __all__ = [
+    "DEFAULT_FORGET_AFTER",
     "BadCommandBudget",
     "FailureDelay",
     "Policy",
@@ -25,6 +30,9 @@ __all__ = [
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 login_log = logging.getLogger("seikyou_auth.login")
+
+# An hour without a failure from an address starts its count over (Dovecot keeps no count at all).
+DEFAULT_FORGET_AFTER = 3600.0
 
 
 def _address(addr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -75,57 +83,107 @@ class FailureDelay:
     then ``delays[-1]`` for every further failure (Dovecot: 2, 4, 8, 15 s). A
     success from the address, or ``forget_after`` seconds without a failure,
     starts it over. Trusted networks are never delayed.
+
+    With ``shared`` (Redis) the counts are the same on every node: a failure on one
+    node grows the delay on all of them. When Redis cannot answer, this node's own
+    counts decide, as on a single node. With ``per_account`` the failures for one
+    account name are counted too, from any address, and a failure waits the longer
+    of the two delays: guessing spread over many addresses still slows down. A
+    success does not clear an account's count (the guesser's addresses never
+    succeed; ``forget_after`` does).
     """
 
     def __init__(
-        self, delays: Iterable[float], policy: Policy, forget_after: float = 3600.0
+        self,
+        delays: Iterable[float],
+        policy: Policy,
+        forget_after: float = DEFAULT_FORGET_AFTER,
+        *,
+        shared: SharedFailureCounts | None = None,
+        per_account: bool = False,
     ) -> None:
         self.delays = tuple(delays) or (0.0,)
         self.policy = policy
         self.forget_after = forget_after
+        self.shared = shared
+        self.per_account = per_account
         self._failures: dict[str, tuple[int, float]] = {}
+        self._forgetting: set[asyncio.Task[None]] = set()
+
+    def _delay_for(self, earlier_failures: int) -> float:
+        return self.delays[min(earlier_failures, len(self.delays) - 1)]
+
+    def _local_count(self, key: str, now: float) -> int:
+        count, last = self._failures.get(key, (0, 0.0))
+        return 0 if now - last > self.forget_after else count
 
     def next_delay(self, addr: str) -> float:
+        """The delay ``addr``'s next failure earns, as far as this node knows."""
         if self.policy.is_trusted(addr):
             return 0.0
-        count, last = self._failures.get(addr, (0, 0.0))
-        if time.monotonic() - last > self.forget_after:
-            count = 0
-        return self.delays[min(count, len(self.delays) - 1)]
+        return self._delay_for(self._local_count(_address_key(addr), time.monotonic()))
 
-    async def failed(self, addr: str) -> None:
-        """Record a failure and sleep for the penalty it earns."""
-        delay = self.next_delay(addr)
-        if not self.policy.is_trusted(addr):
-            count, last = self._failures.get(addr, (0, 0.0))
-            now = time.monotonic()
-            if now - last > self.forget_after:
-                count = 0
-            self._failures[addr] = (count + 1, now)
-            self._expire(now)
+    async def failed(self, addr: str, account: str | None = None) -> None:
+        """Record a failure (of ``account``, when the client named one) and sleep its penalty."""
+        if self.policy.is_trusted(addr):
+            return
+        earlier = await self._count_failure(_address_key(addr))
+        if self.per_account and account:
+            earlier = max(earlier, await self._count_failure(_account_key(account)))
+        delay = self._delay_for(earlier)
         if delay > 0:
+            metrics.penalty_applied(delay)
             await asyncio.sleep(delay)
+
+    async def _count_failure(self, key: str) -> int:
+        """Count one failure for ``key``; how many came before it."""
+        now = time.monotonic()
+        count = self._local_count(key, now) + 1
+        if self.shared is not None:
+            shared_count = await self.shared.add(key)
+            if shared_count is not None:
+                count = shared_count
+        self._failures[key] = (count, now)
+        self._expire(now)
+        return count - 1
 
     def is_penalised(self, addr: str) -> bool:
         """Whether ``addr``'s next failure will be delayed for failures it already had.
 
         The login layer spends no decoy hashing on such an address (``Authenticator``).
+        Synchronous, so it answers from this node's view: an address seen failing on
+        another node only counts here after its first failure here.
         """
         if self.policy.is_trusted(addr):
             return False
-        count, last = self._failures.get(addr, (0, 0.0))
-        return count > 0 and time.monotonic() - last <= self.forget_after
+        return self._local_count(_address_key(addr), time.monotonic()) > 0
 
     async def hold(self, addr: str) -> None:
         """Sleep the address's next penalty (at least the first step) before a temporary failure
         (a full login queue, the store down), without counting a failure: a client that retries
         at once would turn the cheap answer into a busy loop. Trusted networks never wait."""
-        delay = self.next_delay(addr)
+        if self.policy.is_trusted(addr):
+            return
+        key = _address_key(addr)
+        earlier = self._local_count(key, time.monotonic())
+        if self.shared is not None:
+            shared_count = await self.shared.get(key)
+            if shared_count is not None:
+                earlier = shared_count
+        delay = self._delay_for(earlier)
         if delay > 0:
+            metrics.penalty_applied(delay)
             await asyncio.sleep(delay)
 
     def reset(self, addr: str) -> None:
-        self._failures.pop(addr, None)
+        """A success from ``addr``: its count starts over, on every node."""
+        key = _address_key(addr)
+        self._failures.pop(key, None)
+        if self.shared is not None:
+            # Synchronous for its callers; the shared count is cleared in the background.
+            task = asyncio.get_running_loop().create_task(self.shared.forget(key))
+            self._forgetting.add(task)
+            task.add_done_callback(self._forgetting.discard)
 
     def _expire(self, now: float) -> None:
         if len(self._failures) < 4096:
@@ -133,6 +191,19 @@ class FailureDelay:
         stale = [a for a, (_, last) in self._failures.items() if now - last > self.forget_after]
         for addr in stale:
             del self._failures[addr]
+
+
+def _address_key(addr: str) -> str:
+    return "addr:" + addr
+
+
+def _account_key(account: str) -> str:
+    # "name" and "name@domain" are one account to the store, so they count as one here.
+    # A digest: the name is client text of any length, and Redis needs no readable copy of it.
+    name = account.strip().lower()
+    name = name.rpartition("@")[0] or name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape"))
+    return "account:" + digest.hexdigest()
 
 
 class BadCommandBudget:
@@ -199,6 +270,7 @@ def log_login_attempt(
     ``result`` is one of ``ok failed malformed cancelled unavailable cleartext-refused
     too-long in-use mailbox-error``.
     """
+    metrics.login_attempted(protocol, mechanism, result)
     if not login_log.isEnabledFor(logging.INFO):
         return
     fields = [

@@ -163,7 +163,7 @@ async def _malformed(
     session: Session, name: str | None, mechanism: str, started: float, result: str
 ) -> None:
     _log(session, name, mechanism, result, started)
-    await session.ctx.failure_delay.failed(session.peer)
+    await session.ctx.failure_delay.failed(session.peer, name)
     await session.send(replies.err("Malformed authentication response", "AUTH"))
 
 
@@ -173,7 +173,7 @@ async def _finish(
     """Answer a completed credential check: delay failures, lock the mailbox on success."""
     if account is None:
         _log(session, name, mechanism, FailureReason.CREDENTIALS.value, started)
-        await session.ctx.failure_delay.failed(session.peer)
+        await session.ctx.failure_delay.failed(session.peer, name)
         await session.send(_AUTH_FAILED)
         return
     result = await _open_mailbox(session, account)
@@ -191,7 +191,10 @@ async def _finish(
 
 
 async def _open_mailbox(session: Session, account: Account) -> str:
-    """Lock and list the account's maildir; the login's result: ok, in-use or mailbox-error."""
+    """Lock and list the account's maildir; the login's result: ok, in-use or mailbox-error.
+
+    Two locks: this node's ``flock`` first (cheap, and enough for a second session here),
+    then the lease every node sees (Redis, when configured)."""
     try:
         mailbox = Mailbox.lock(session.ctx.maildirs.path(account.name))
     except MailboxLocked:
@@ -199,6 +202,11 @@ async def _open_mailbox(session: Session, account: Account) -> str:
     except (OSError, ValueError):
         return "mailbox-error"
     session.mailbox = mailbox  # from here on the session releases the lock however it ends
+    lease = await session.ctx.mailbox_leases.acquire(account.name)
+    if lease is None:
+        session.release_mailbox()
+        return "in-use"
+    mailbox.release_with(lease.release)
     try:
         # Listing walks the whole maildir (30,000 messages: over 100 ms): never on the loop.
         await asyncio.to_thread(mailbox.load)

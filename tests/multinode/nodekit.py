@@ -1,0 +1,121 @@
+"""Two ``seikyou-auth serve`` processes ("nodes") sharing one Redis and one data tree.
+
+``two_nodes(tmp_path, redis)`` starts node A on 127.0.0.2 and node B on 127.0.0.3, each
+with an MX (25-style, no TLS needed) and a POP3 listener, one passwd-file, one maildir tree
+and the same service host name, as nodes behind one DNS name would be. No trusted networks,
+so every client is penalised as an Internet client is. Clients bind their own source address
+(``client_pop3``) so the nodes see one attacker or subscriber coming back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import poplib
+import socket
+import subprocess
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from serverkit import DOMAIN, free_ports, serve_subprocess, write_config, write_passwd
+from support.redis import RedisServer
+
+HOSTNAME = "mail.test.seikyou.ne.jp"
+NODE_ADDRESSES = {"a": "127.0.0.2", "b": "127.0.0.3"}
+SUBSCRIBER_SOURCE = "127.0.0.20"
+ATTACKER_SOURCE = "127.0.0.66"
+ACCOUNTS = {"ma10001a": "first-secret", "ma10002b": "second-secret"}
+# The first three failures cost little, the fourth a lot: seen from outside without a clock
+# finer than a second.
+FAILURE_DELAYS = [0.01, 0.01, 0.01, 1.5]
+LOCK_LEASE = 2.0
+
+
+@dataclass
+class Node:
+    name: str
+    address: str
+    mx_port: int
+    pop3_port: int
+    directory: Path
+    process: subprocess.Popen[str]
+
+    @property
+    def log_text(self) -> str:
+        return (self.directory / "serve.log").read_text()
+
+
+class SourcePOP3(poplib.POP3):
+    """``poplib.POP3`` from a chosen loopback source address."""
+
+    def __init__(self, host: str, port: int, source: str) -> None:
+        self.source = source
+        super().__init__(host, port, timeout=15)
+
+    def _create_socket(self, timeout: float) -> socket.socket:
+        return socket.create_connection(
+            (self.host, self.port), timeout, source_address=(self.source, 0)
+        )
+
+
+def client_pop3(node: Node, source: str = SUBSCRIBER_SOURCE) -> SourcePOP3:
+    return SourcePOP3(node.address, node.pop3_port, source)
+
+
+def login(node: Node, user: str = "ma10001a", password: str | None = None) -> SourcePOP3:
+    client = client_pop3(node)
+    try:
+        client.apop(user, password if password is not None else ACCOUNTS[user])
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def node_settings(
+    data_dir: Path,
+    address: str,
+    ports: list[int],
+    redis: RedisServer,
+    redis_extra: Mapping[str, Any],
+) -> dict[str, Any]:
+    return {
+        "hostname": HOSTNAME,
+        "domain": DOMAIN,
+        "data_dir": str(data_dir),
+        "trusted_networks": [],
+        "limits": {"failure_delays": FAILURE_DELAYS, "shutdown_grace": 2.0},
+        "redis": {
+            "url": redis.url,
+            "key_prefix": "twonodes:",
+            "timeout": 0.5,
+            "lock_lease": LOCK_LEASE,
+            **redis_extra,
+        },
+        "listener": [
+            {"protocol": "smtp", "role": "mx", "address": address, "port": ports[0], "tls": "none"},
+            {"protocol": "pop3", "address": address, "port": ports[1], "tls": "none"},
+        ],
+    }
+
+
+@contextlib.contextmanager
+def two_nodes(
+    tmp_path: Path, redis: RedisServer, redis_extra: Mapping[str, Any] | None = None
+) -> Iterator[tuple[Node, Node]]:
+    data_dir = tmp_path / "shared-data"
+    write_passwd(data_dir / "passwd", ACCOUNTS)
+    with contextlib.ExitStack() as stack:
+        nodes = []
+        for name, address in NODE_ADDRESSES.items():
+            directory = tmp_path / f"node-{name}"
+            directory.mkdir()
+            ports = free_ports(2, address)
+            config = write_config(
+                directory / "seikyou.toml",
+                node_settings(data_dir, address, ports, redis, redis_extra or {}),
+            )
+            process = stack.enter_context(serve_subprocess(directory, config, expect_lines=2))
+            nodes.append(Node(name, address, ports[0], ports[1], directory, process))
+        yield nodes[0], nodes[1]
