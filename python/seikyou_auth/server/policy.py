@@ -15,7 +15,6 @@ import re
 import time
 from collections.abc import Iterable
 
-from seikyou_auth.server import metrics
 from seikyou_auth.server.shared.penalties import SharedFailureCounts
 
 __all__ = [
@@ -132,7 +131,6 @@ class FailureDelay:
             earlier = max(earlier, await self._count_failure(_account_key(account)))
         delay = self._delay_for(earlier)
         if delay > 0:
-            metrics.penalty_applied(delay)
             await asyncio.sleep(delay)
 
     async def _count_failure(self, key: str) -> int:
@@ -172,7 +170,6 @@ class FailureDelay:
                 earlier = shared_count
         delay = self._delay_for(earlier)
         if delay > 0:
-            metrics.penalty_applied(delay)
             await asyncio.sleep(delay)
 
     def reset(self, addr: str) -> None:
@@ -270,7 +267,6 @@ def log_login_attempt(
     ``result`` is one of ``ok failed malformed cancelled unavailable cleartext-refused
     too-long in-use mailbox-error``.
     """
-    metrics.login_attempted(protocol, mechanism, result)
     if not login_log.isEnabledFor(logging.INFO):
         return
     fields = [
