@@ -22,11 +22,12 @@ from typing import Any
 
 from seikyou_auth.accounts import AccountStore, PasswdFileStore
 from seikyou_auth.sasl import Authenticator
-from seikyou_auth.server import serverlog
+from seikyou_auth.server import logsetup, metrics, sdnotify
 from seikyou_auth.server.config import (
     Config,
     ConfigError,
     ListenerConfig,
+    LogConfig,
     load_config,
 )
 from seikyou_auth.server.connection import Admission, ThrottledLog, serve_connection
@@ -36,6 +37,7 @@ from seikyou_auth.server.maildir import MaildirStore, remove_stale_files
 from seikyou_auth.server.policy import Policy
 from seikyou_auth.server.queue import MailQueue
 from seikyou_auth.server.relay import Relay, RelayTask, relay_warning
+from seikyou_auth.server.reload import WorkerSupervisor, install_hangup
 from seikyou_auth.server.shared.setup import SharedState
 from seikyou_auth.server.tls import generated_certificate_note, server_context
 
@@ -163,6 +165,8 @@ class ServerApp:
             config.limits.max_connections_per_address,
         )
         self.store: AccountStore = store or PasswdFileStore(config.passwd_file, config.domain)
+        if config.metrics.enabled:
+            self.store = metrics.TimedStore(self.store)
         self.authenticator = Authenticator(
             self.store,
             login_queue_size=config.limits.login_queue_size,
@@ -181,6 +185,8 @@ class ServerApp:
         self._sessions: set[asyncio.Task[object]] = set()
         self._relay: asyncio.Task[None] | None = None
         self._cleanup: asyncio.Task[None] | None = None
+        # What each SMTP/POP3 listener's next connection gets; a reload replaces them.
+        self.contexts: dict[ListenerConfig, ListenerContext] = {}
 
     def context(self, listener: ListenerConfig) -> ListenerContext:
         return ListenerContext(
@@ -249,7 +255,7 @@ class ServerApp:
                 await self._start_auth_listener(listener)
             return
         module = protocol_module(listener.protocol)
-        ctx = self.context(listener)
+        self.contexts[listener] = self.context(listener)
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             with self._session():
@@ -258,7 +264,7 @@ class ServerApp:
                     module.GOODBYES,
                     reader,
                     writer,
-                    ctx,
+                    self.contexts[listener],
                     self.admission,
                     module.DISCARD_MAX,
                 )
@@ -358,34 +364,67 @@ def bind_unix_socket(path: Path, mode: int) -> socket.socket:
     return sock
 
 
-async def run(config: Config, *, worker: int | None = None) -> None:
-    """Serve ``config`` until SIGINT or SIGTERM; ``worker``: index among SO_REUSEPORT peers."""
+async def run(
+    config: Config,
+    *,
+    worker: int | None = None,
+    config_path: str | None = None,
+    reports: sdnotify.WorkerReports | None = None,
+) -> None:
+    """Serve ``config`` until SIGINT or SIGTERM, reloading ``config_path`` on SIGHUP;
+    ``worker``: index among SO_REUSEPORT peers, which report to the main process."""
     # Only the first worker relays and announces, so no queue file is sent twice.
     first = not worker
+    if config.metrics.enabled:
+        metrics.enable()
     app = ServerApp(config, reuse_port=worker is not None, primary=first)
     bound = await app.start()
+    # With workers, the main process serves the scrape (it sums the workers' values).
+    scrape = None
+    if config.metrics.enabled and reports is None:
+        try:
+            scrape = metrics.serve(config.metrics, app.queue.new, None)
+        except BaseException:
+            await app.stop()
+            raise
     if first:
         print(f"seikyou-auth serving ({config.source}), data in {config.data_dir}:", flush=True)
         for entry in bound:
             print(f"  {entry.label}", flush=True)
         if (note := generated_certificate_note(config)) is not None:
             print(f"  {note}", flush=True)
+        if scrape is not None:
+            print(f"  metrics          {config.metrics.address}:{scrape.port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    install_hangup(app, config_path, reports)
+    if reports is not None:
+        reports.report(sdnotify.READY)
+    else:
+        sdnotify.ready(f"serving {len(bound)} listeners")
     try:
         await stop.wait()
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        if reports is None:
+            sdnotify.stopping()
         if first:
             print("seikyou-auth stopping", flush=True)
+        if scrape is not None:
+            scrape.stop()
         await app.stop()
 
 
-def _run_one(config: Config, worker: int | None = None) -> None:
-    serving = run(config, worker=worker)
+def _run_one(
+    config: Config,
+    worker: int | None = None,
+    config_path: str | None = None,
+    reports: sdnotify.WorkerReports | None = None,
+) -> None:
+    serving = run(config, worker=worker, config_path=config_path, reports=reports)
     if config.event_loop == "uvloop":
         import uvloop
 
@@ -394,46 +433,62 @@ def _run_one(config: Config, worker: int | None = None) -> None:
         asyncio.run(serving)
 
 
-def _run_workers(config: Config) -> int:
+def _run_workers(config: Config, config_path: str | None) -> int:
     """Fork ``workers`` processes that share each port through SO_REUSEPORT."""
+    metrics_dir = metrics.prepare_workers() if config.metrics.enabled else None
+    reports = sdnotify.WorkerReports()
+    # A reload before a worker has its handler must not end it (SIGHUP's default action).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     children: list[int] = []
     for index in range(config.workers):
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
-                _run_one(config, worker=index)
+                reports.in_worker()
+                _run_one(config, worker=index, config_path=config_path, reports=reports)
             except ConfigError as error:
                 print(f"seikyou-auth: {error}", file=sys.stderr)
                 code = 2
             finally:
                 os._exit(code)
         children.append(pid)
-
-    def stop_children(signum: int, _frame: object) -> None:
-        for pid in children:
-            os.kill(pid, signum)
-
-    signal.signal(signal.SIGINT, stop_children)
-    signal.signal(signal.SIGTERM, stop_children)
+    reports.in_main()
+    supervisor = WorkerSupervisor(children, reports, config_path)
+    supervisor.install()
+    scrape = None
+    if metrics_dir is not None:
+        try:
+            scrape = metrics.serve(config.metrics, config.queue_dir / "new", metrics_dir)
+            print(f"  metrics          {config.metrics.address}:{scrape.port}", flush=True)
+        except ConfigError as error:
+            print(f"seikyou-auth: {error}", file=sys.stderr)
+    supervisor.follow_reports()
     worst = 0
     for pid in children:
         _, status = os.waitpid(pid, 0)
         worst = max(worst, os.waitstatus_to_exitcode(status))
+        if scrape is not None:
+            scrape.worker_exited(pid)
+    if scrape is not None:
+        scrape.stop()
     return worst
 
 
 def main(config_path: str | None) -> int:
     """``seikyou-auth serve``: 0 after a clean stop, 2 on a configuration error."""
+    # An embedder that set up logging keeps it; otherwise [log] decides, after stderr.
     if not logging.getLogger().handlers:
-        serverlog.configure(sys.stderr)
+        logsetup.configure(LogConfig())
     try:
         config = load_config(config_path)
+        if logsetup.in_charge():
+            logsetup.configure(config.log)
         if config.workers > 1 and hasattr(socket, "SO_REUSEPORT"):
             prepare_data_dir(config)
             server_context(config)  # generate the certificate once, before forking
-            return _run_workers(config)
-        _run_one(config)
+            return _run_workers(config, config_path)
+        _run_one(config, config_path=config_path)
     except ConfigError as error:
         print(f"seikyou-auth: {error}", file=sys.stderr)
         return 2

@@ -24,6 +24,8 @@ __all__ = [
     "ConfigError",
     "Limits",
     "ListenerConfig",
+    "LogConfig",
+    "MetricsConfig",
     "Pop3Config",
     "RedisConfig",
     "QueueConfig",
@@ -139,6 +141,22 @@ class RedisConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"  # "debug" | "info" | "warning" | "error"
+    format: str = "text"  # "text" | "json" (one JSON object per line)
+    destination: str = "stderr"  # "stderr" | "file" | "syslog"
+    file: Path | None = None  # destination "file": the log file, reopened when rotated
+    syslog_socket: str = "/dev/log"  # destination "syslog": facility mail, as Postfix
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = False
+    address: str = "127.0.0.1"
+    port: int = 9154
+
+
+@dataclass(frozen=True)
 class Config:
     hostname: str
     domain: str
@@ -154,6 +172,8 @@ class Config:
     event_loop: str = "asyncio"  # "asyncio" | "uvloop"
     workers: int = 1  # processes sharing the listeners through SO_REUSEPORT
     source: str = "embedded default"
+    log: LogConfig = field(default_factory=LogConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     redis: RedisConfig | None = None  # None: one node, everything node-local
     queue: QueueConfig = field(default_factory=QueueConfig)
     # The scheme ``user add`` hashes new passwords with (Dovecot's default_pass_scheme).
@@ -193,6 +213,8 @@ _TOP_KEYS = {
     "listener",
     "event_loop",
     "workers",
+    "log",
+    "metrics",
     "redis",
     "queue",
     "default_scheme",
@@ -241,6 +263,8 @@ def _build(raw: Mapping[str, Any], base: Path, source: str) -> Config:
         event_loop=reader.choice("event_loop", ("asyncio", "uvloop"), "asyncio"),
         workers=workers,
         source=source,
+        log=_log(reader.table("log"), base),
+        metrics=_metrics(reader.table("metrics")),
         redis=_redis(reader),
         queue=_queue(reader.table("queue")),
         default_scheme=_default_scheme(reader),
@@ -372,6 +396,34 @@ def _limits(reader: _Reader) -> Limits:
         ),
         failure_delays=reader.delays("failure_delays", default.failure_delays),
         shutdown_grace=reader.seconds("shutdown_grace", default.shutdown_grace),
+    )
+
+
+def _log(reader: _Reader, base: Path) -> LogConfig:
+    default = LogConfig()
+    reader.reject_unknown(set(LogConfig.__dataclass_fields__))
+    destination = reader.choice("destination", ("stderr", "file", "syslog"), default.destination)
+    file = None
+    if destination == "file":
+        file = base / Path(reader.text("file", None))
+    elif "file" in reader.raw:
+        raise ConfigError(f'{reader.where("file")}: only with destination = "file"')
+    return LogConfig(
+        level=reader.choice("level", ("debug", "info", "warning", "error"), default.level),
+        format=reader.choice("format", ("text", "json"), default.format),
+        destination=destination,
+        file=file,
+        syslog_socket=reader.text("syslog_socket", default.syslog_socket),
+    )
+
+
+def _metrics(reader: _Reader) -> MetricsConfig:
+    default = MetricsConfig()
+    reader.reject_unknown(set(MetricsConfig.__dataclass_fields__))
+    return MetricsConfig(
+        enabled=reader.boolean("enabled", default.enabled),
+        address=_listen_address(reader),
+        port=reader.integer("port", default.port, minimum=0, maximum=65535),
     )
 
 

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, cast
 
+from seikyou_auth.server import metrics
 from seikyou_auth.server.idle import IdleWatchdog
 from seikyou_auth.server.lines import Closed, LineReader
 
@@ -227,17 +228,20 @@ class Admission:
         mine = self._by_address.get(conn.peer)
         if mine is not None and len(mine) >= self.per_address:
             self.refused_per_address.note(conn.peer)
+            metrics.CONNECTIONS_REFUSED.inc("per_address")
             return False
         if self._open >= self.max_connections:
             victim = self._victim()
             if victim is None:
                 self.refused_full.note(conn.peer, self._open)
+                metrics.CONNECTIONS_REFUSED.inc("max_connections")
                 return False
             self.evictions.note(self._open, victim.peer)
             self.release(victim)
             victim.evict()
         self._by_address.setdefault(conn.peer, {})[conn] = None
         self._open += 1
+        metrics.CONNECTIONS_OPEN.inc()
         return True
 
     def _victim(self) -> Connection | None:
@@ -254,6 +258,7 @@ class Admission:
             return
         del crowd[conn]
         self._open -= 1
+        metrics.CONNECTIONS_OPEN.dec()
         if not crowd:
             del self._by_address[conn.peer]
 

@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 from seikyou_auth.errors import StoreUnavailable
+from seikyou_auth.server import metrics
 from seikyou_auth.server.maildir import Spool
 from seikyou_auth.server.queue import Envelope
 from seikyou_auth.server.serverlog import quote
@@ -202,6 +203,7 @@ async def _receive_and_store(session: Session, transaction: Transaction, spool: 
         session.peer,
         session.account.name if session.account else "-",
     )
+    metrics.message_accepted(transaction.recipients)
     if any(recipient.account is None for recipient in transaction.recipients):
         ctx.queue.changed.set()
     session.reply(replies.queued(message_id))
