@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Iterable
 
+from seikyou_auth.server import metrics
 from seikyou_auth.server.shared.penalties import SharedFailureCounts
 
 __all__ = [
@@ -131,6 +132,7 @@ class FailureDelay:
             earlier = max(earlier, await self._count_failure(_account_key(account)))
         delay = self._delay_for(earlier)
         if delay > 0:
+            metrics.penalty_applied(delay)
             await asyncio.sleep(delay)
 
     async def _count_failure(self, key: str) -> int:
@@ -170,6 +172,7 @@ class FailureDelay:
                 earlier = shared_count
         delay = self._delay_for(earlier)
         if delay > 0:
+            metrics.penalty_applied(delay)
             await asyncio.sleep(delay)
 
     def reset(self, addr: str) -> None:
@@ -267,6 +270,7 @@ def log_login_attempt(
     ``result`` is one of ``ok failed malformed cancelled unavailable cleartext-refused
     too-long in-use mailbox-error``.
     """
+    metrics.login_attempted(protocol, mechanism, result)
     if not login_log.isEnabledFor(logging.INFO):
         return
     fields = [
