@@ -126,3 +126,17 @@ def test_without_redis_every_lease_is_node_local() -> None:
         await leases.close()
 
     asyncio.run(scenario())
+
+
+def test_a_login_on_another_node_right_after_quit_is_not_refused(redis: RedisServer) -> None:
+    async def scenario() -> None:
+        node_a, node_b = node(redis), node(redis)
+        lease = await node_a.acquire("ma10001a")
+        assert lease is not None
+        lease.release()  # QUIT: the key is freed in the background...
+        taken = await node_b.acquire("ma10001a")  # ...while the client is already on B
+        assert taken is not None and taken.shared
+        taken.release()
+        await close(node_a, node_b)
+
+    asyncio.run(scenario())

@@ -43,6 +43,11 @@ return 0
 """
 
 
+# A session that ends on one node frees its key in the background, after its client has had
+# the QUIT reply; the same client logging in on another node at once waits this much for it.
+_RELEASE_GRACE = (0.05, 0.1, 0.2)
+
+
 class Lease:
     """One session's hold on a mailbox across nodes; ``release()`` when the session ends."""
 
@@ -101,7 +106,12 @@ class MailboxLeases:
             return bool(await client.set(key, token, nx=True, px=self._lease_ms))
 
         taken = await self.redis.run(take)
-        if taken is not None and not taken:
+        for pause in _RELEASE_GRACE:
+            if taken is not False:
+                break
+            await asyncio.sleep(pause)
+            taken = await self.redis.run(take)
+        if taken is False:
             return None
         lease = Lease(self, key, token, shared=taken is not None)
         lease.start_renewing()
