@@ -3,6 +3,9 @@
 ``backend`` runs a test once per backend: the Rust extension and the
 pure-Python twin. When the extension is not built, its half is skipped
 unless CI=true, where a missing extension is a failure.
+
+Under CI=true a run on a machine without every external program the suite drives
+(``support.tools.DEBIAN_PACKAGES``) stops before the first test.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 from types import ModuleType
 
 import pytest
+from support.tools import missing_tools
 
 
 def _rust_backend() -> ModuleType:
@@ -21,6 +25,15 @@ def _rust_backend() -> ModuleType:
         if os.environ.get("CI") == "true":
             raise
         pytest.skip("Rust extension seikyou_auth._core is not built")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    missing = missing_tools() if os.environ.get("CI") == "true" else []
+    if missing:
+        pytest.exit(
+            "CI=true but these programs are missing (.ci/run installs them): " + ", ".join(missing),
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
 
 
 BACKEND_LOADERS = {
