@@ -20,7 +20,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from seikyou_auth.accounts import AccountStore, PasswdFileStore
+from seikyou_auth.accounts import AccountStore
+from seikyou_auth.accounts.configured import close_store, open_store, start_store
 from seikyou_auth.sasl import Authenticator
 from seikyou_auth.server import logsetup, metrics, sdnotify
 from seikyou_auth.server.config import (
@@ -164,7 +165,9 @@ class ServerApp:
             connection_budget(config.limits.max_connections, len(config.listeners)),
             config.limits.max_connections_per_address,
         )
-        self.store: AccountStore = store or PasswdFileStore(config.passwd_file, config.domain)
+        self.store: AccountStore = store or open_store(config)
+        # A store this app made is started and closed by it; a given one is the caller's.
+        self._own_store = None if store else self.store
         if config.metrics.enabled:
             self.store = metrics.TimedStore(self.store)
         self.authenticator = Authenticator(
@@ -209,6 +212,7 @@ class ServerApp:
         if loop.get_exception_handler() is None:
             loop.set_exception_handler(_AcceptErrors().handle)
         self._cleanup = asyncio.create_task(asyncio.to_thread(self._remove_crash_leftovers))
+        await start_store(self._own_store)
         try:
             for listener in self.config.listeners:
                 await self._start_listener(listener)
@@ -341,6 +345,7 @@ class ServerApp:
         self._servers.clear()
         if self._cleanup is not None:
             await asyncio.gather(self._cleanup, return_exceptions=True)
+        await close_store(self._own_store)
         await self.shared.close()
 
 

@@ -8,6 +8,7 @@ directory.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import socket
 import tomllib
@@ -17,9 +18,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import seikyou_auth
+from seikyou_auth.accounts.password_query import PasswordQueryError, parse_password_query
 
 __all__ = [
     "DEFAULT_LISTENERS",
+    "AccountsConfig",
     "Config",
     "ConfigError",
     "Limits",
@@ -156,6 +159,24 @@ class MetricsConfig:
     port: int = 9154
 
 
+ACCOUNT_STORES = ("passwd-file", "postgresql")
+
+
+@dataclass(frozen=True)
+class AccountsConfig:
+    """``[accounts]``: where accounts live (docs/accounts-postgresql.md)."""
+
+    store: str = "passwd-file"  # "passwd-file" | "postgresql"
+    # May carry a password, so never in a repr; "" takes libpq's environment (PGHOST, ...).
+    dsn: str = field(default="", repr=False)
+    pool_size: int = 10
+    # A Dovecot-style query on the ISP's own table; "" reads the seikyou.accounts table.
+    password_query: str = ""
+    cache_ttl: float = 300.0
+    negative_cache_ttl: float = 60.0
+    query_timeout: float = 5.0
+
+
 @dataclass(frozen=True)
 class Config:
     hostname: str
@@ -171,6 +192,7 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     event_loop: str = "asyncio"  # "asyncio" | "uvloop"
     workers: int = 1  # processes sharing the listeners through SO_REUSEPORT
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
     source: str = "embedded default"
     log: LogConfig = field(default_factory=LogConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
@@ -213,6 +235,7 @@ _TOP_KEYS = {
     "listener",
     "event_loop",
     "workers",
+    "accounts",
     "log",
     "metrics",
     "redis",
@@ -262,6 +285,7 @@ def _build(raw: Mapping[str, Any], base: Path, source: str) -> Config:
         limits=_limits(reader.table("limits")),
         event_loop=reader.choice("event_loop", ("asyncio", "uvloop"), "asyncio"),
         workers=workers,
+        accounts=_accounts(reader.table("accounts")),
         source=source,
         log=_log(reader.table("log"), base),
         metrics=_metrics(reader.table("metrics")),
@@ -367,6 +391,39 @@ def _redis(top: _Reader) -> RedisConfig | None:
         timeout=reader.seconds("timeout", default.timeout),
         lock_lease=reader.seconds("lock_lease", default.lock_lease),
         per_account_failures=reader.boolean("per_account_failures", default.per_account_failures),
+    )
+
+
+def _accounts(reader: _Reader) -> AccountsConfig:
+    default = AccountsConfig()
+    reader.reject_unknown(set(AccountsConfig.__dataclass_fields__))
+    store = reader.choice("store", ACCOUNT_STORES, default.store)
+    if store != "postgresql":
+        for key in reader.raw:
+            if key != "store":
+                raise ConfigError(f'{reader.where(key)}: only for store = "postgresql"')
+        return default
+    if importlib.util.find_spec("asyncpg") is None:
+        raise ConfigError(
+            f'{reader.where("store")}: "postgresql" needs the postgresql extra: '
+            "pip install 'seikyou-auth[postgresql]'"
+        )
+    query = reader.text("password_query", default.password_query, allow_empty=True)
+    if query:
+        try:
+            parse_password_query(query)
+        except PasswordQueryError as error:
+            raise ConfigError(f"{reader.where('password_query')}: {error}") from None
+    return AccountsConfig(
+        store=store,
+        dsn=reader.text("dsn", default.dsn, allow_empty=True),
+        pool_size=reader.integer("pool_size", default.pool_size, minimum=1, maximum=1000),
+        password_query=query,
+        cache_ttl=reader.non_negative_seconds("cache_ttl", default.cache_ttl),
+        negative_cache_ttl=reader.non_negative_seconds(
+            "negative_cache_ttl", default.negative_cache_ttl
+        ),
+        query_timeout=reader.seconds("query_timeout", default.query_timeout),
     )
 
 

@@ -1,0 +1,53 @@
+"""The account store a server config names (``[accounts] store``), and its lifecycle.
+
+A store with a connection pool (PostgreSQL) must be made in the process that uses it (after
+``fork``, one per worker), started on its event loop and closed at shutdown; the passwd-file
+needs none of that. ``start_store``/``close_store`` do what the store needs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from seikyou_auth.accounts.model import AccountStore
+from seikyou_auth.accounts.passwd_file import PasswdFileStore
+
+if TYPE_CHECKING:
+    from seikyou_auth.server.config import Config
+
+__all__ = ["ManagedStore", "close_store", "open_store", "start_store"]
+
+
+@runtime_checkable
+class ManagedStore(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def open_store(config: Config) -> AccountStore:
+    """The configured store, not started yet."""
+    accounts = config.accounts
+    if accounts.store != "postgresql":
+        return PasswdFileStore(config.passwd_file, config.domain)
+    from seikyou_auth.accounts.postgresql import PostgresqlStore
+
+    return PostgresqlStore(
+        accounts.dsn,
+        domain=config.domain,
+        pool_size=accounts.pool_size,
+        password_query=accounts.password_query,
+        cache_ttl=accounts.cache_ttl,
+        negative_cache_ttl=accounts.negative_cache_ttl,
+        query_timeout=accounts.query_timeout,
+    )
+
+
+async def start_store(store: AccountStore | None) -> None:
+    if isinstance(store, ManagedStore):
+        await store.start()
+
+
+async def close_store(store: AccountStore | None) -> None:
+    if isinstance(store, ManagedStore):
+        await store.close()
