@@ -3,6 +3,7 @@ to submit mail, run ``seikyou-auth queue ...`` and wait for files."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email
 import email.policy
@@ -10,6 +11,7 @@ import smtplib
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +43,9 @@ class SinkHandler:
     rcpt_reply: str | None = None
     received: list[Received] = field(default_factory=list)
     sessions: int = 0
+    # Set when a DATA arrives; the answer then waits ``data_delay`` seconds.
+    in_data: threading.Event = field(default_factory=threading.Event)
+    data_delay: float = 0.0
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
@@ -62,6 +67,8 @@ class SinkHandler:
         self.received.append(
             Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
         )
+        self.in_data.set()
+        await asyncio.sleep(self.data_delay)
         return "250 2.0.0 Ok: queued"
 
 
