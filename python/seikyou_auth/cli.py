@@ -172,7 +172,43 @@ def _new_stored(args: argparse.Namespace, default_scheme: str) -> str:
         raise CliError(str(error)) from None
 
 
+def _loaded_config(config_path: str | None) -> Config:
+    from seikyou_auth.server.config import ConfigError, load_config
+
+    try:
+        return load_config(config_path)
+    except ConfigError as error:
+        raise CliError(str(error), EXIT_USAGE) from None
+
+
+def _on_postgresql(args: argparse.Namespace) -> int | None:
+    """The ``user`` command run on PostgreSQL when the config says so; None otherwise."""
+    config = _loaded_config(args.config)
+    if config.accounts.store != "postgresql":
+        return None
+    from seikyou_auth.accounts.postgresql_cli import user_command
+
+    return user_command(config, args, _new_stored)
+
+
+def _cmd_accounts(args: argparse.Namespace) -> int:
+    from seikyou_auth.accounts import postgresql_cli
+
+    config = _loaded_config(args.config)
+    if config.accounts.store != "postgresql":
+        raise CliError(
+            'the accounts commands need [accounts] store = "postgresql" in the config', EXIT_USAGE
+        )
+    if args.action == "migrate":
+        return postgresql_cli.accounts_migrate(config)
+    if args.action == "import":
+        return postgresql_cli.accounts_import(config, Path(args.passwd_file))
+    return postgresql_cli.accounts_notify(config, args.name)
+
+
 def _cmd_user_add(args: argparse.Namespace) -> int:
+    if (code := _on_postgresql(args)) is not None:
+        return code
     from seikyou_auth.accounts.editing import UserExists, add_user, validate_new_name
 
     path, domain = _store_location(args.config)
@@ -189,6 +225,8 @@ def _cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_user_passwd(args: argparse.Namespace) -> int:
+    if (code := _on_postgresql(args)) is not None:
+        return code
     from seikyou_auth import SCHEMES
     from seikyou_auth._pure._schemes import split_stored
     from seikyou_auth.accounts.editing import find_line, set_password
@@ -212,6 +250,8 @@ def _cmd_user_passwd(args: argparse.Namespace) -> int:
 
 
 def _cmd_user_del(args: argparse.Namespace) -> int:
+    if (code := _on_postgresql(args)) is not None:
+        return code
     from seikyou_auth.accounts.editing import delete_user
 
     path, domain = _store_location(args.config)
@@ -221,6 +261,8 @@ def _cmd_user_del(args: argparse.Namespace) -> int:
 
 
 def _cmd_user_list(args: argparse.Namespace) -> int:
+    if (code := _on_postgresql(args)) is not None:
+        return code
     from seikyou_auth.schemes import scheme_of
 
     path, domain = _store_location(args.config)
@@ -419,6 +461,22 @@ def _parser() -> argparse.ArgumentParser:
                 "--password-stdin", action="store_true", help="read the password from stdin"
             )
         sub.set_defaults(handler=handler)
+    accounts = commands.add_parser("accounts", help="the PostgreSQL account store")
+    accounts_actions = accounts.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    migrate = accounts_actions.add_parser(
+        "migrate", parents=[config], help="create or upgrade the seikyou schema"
+    )
+    migrate.set_defaults(handler=_cmd_accounts)
+    importer = accounts_actions.add_parser(
+        "import", parents=[config], help="upsert a Dovecot passwd-file's accounts"
+    )
+    importer.add_argument("passwd_file", metavar="PASSWD_FILE")
+    importer.set_defaults(handler=_cmd_accounts)
+    notifier = accounts_actions.add_parser(
+        "notify", parents=[config], help="tell every node's cache that NAME (or all) changed"
+    )
+    notifier.add_argument("name", metavar="NAME", nargs="?")
+    notifier.set_defaults(handler=_cmd_accounts)
     _add_operator_commands(commands, config)
     _describe_subcommands(parser)
     return parser
