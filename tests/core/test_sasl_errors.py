@@ -1,4 +1,4 @@
-"""Every malformed-client-data case of SPEC.md section 3 raises SaslError, in both backends."""
+"""Every malformed-client-data case of docs/contract.md §2 raises SaslError, in both backends."""
 
 from __future__ import annotations
 
