@@ -79,6 +79,9 @@ def test_quick_start_sends_and_receives(tmp_path: Path) -> None:
     if busy:
         pytest.fail(f"the embedded default's ports {busy} are taken: stop what listens there")
     env = _shell_env()
+    # The server's output stays outside the directory the newcomer works in.
+    workdir = tmp_path / "empty"
+    workdir.mkdir()
     banner = tmp_path / "serve.out"
     outputs: list[str] = []
     server: subprocess.Popen[str] | None = None
@@ -87,13 +90,13 @@ def test_quick_start_sends_and_receives(tmp_path: Path) -> None:
             if command == SERVE:
                 with banner.open("w") as out, (tmp_path / "serve.err").open("w") as err:
                     server = subprocess.Popen(
-                        ["bash", "-c", command], cwd=tmp_path, env=env, stdout=out, stderr=err
+                        ["bash", "-c", command], cwd=workdir, env=env, stdout=out, stderr=err
                     )
                 _wait_for_listeners(server, banner)
                 continue
             result = subprocess.run(
                 ["bash", "-c", command],
-                cwd=tmp_path,
+                cwd=workdir,
                 env=env,
                 capture_output=True,
                 text=True,
@@ -113,5 +116,5 @@ def test_quick_start_sends_and_receives(tmp_path: Path) -> None:
     assert "This is a test mailing" in retrieved
     assert "From: ma10001a@seikyou.ne.jp" in retrieved
     assert "with ESMTPSA" in retrieved and "(authenticated as ma10001a)" in retrieved
-    delivered = tmp_path / "seikyou-data" / "mail" / "ma10002b"
+    delivered = workdir / "seikyou-data" / "mail" / "ma10002b"
     assert len([*delivered.glob("new/*"), *delivered.glob("cur/*")]) == 1
