@@ -1,0 +1,141 @@
+"""``seikyou-auth serve`` on PostgreSQL: while the database is down every login and every
+local recipient gets a temporary reply (454 4.7.0, -ERR [SYS/TEMP], 451), never 535 or 550;
+after the database returns the server answers normally again by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import poplib
+import smtplib
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from pgkit import execute, migrated
+from serverkit import FAST_LIMITS, free_ports, serve_subprocess, write_config
+from support.postgresql import PostgresqlServer, postgresql_server
+
+USER = "ma10001a"
+PASSWORD = "secret"
+RECOVERY_SECONDS = 15.0
+
+
+@pytest.fixture
+def database() -> Iterator[PostgresqlServer]:
+    with postgresql_server() as server:
+        yield server
+
+
+def auth_plain(port: int, password: str) -> int:
+    """The reply code to AUTH PLAIN on the submission port."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+        client.ehlo("client.example")
+        token = base64.b64encode(f"\0{USER}\0{password}".encode()).decode()
+        code, _ = client.docmd("AUTH", f"PLAIN {token}")
+        return code
+
+
+def pop3_login(port: int, password: str) -> str:
+    """'+OK', or the -ERR line the server answered PASS with."""
+    client = poplib.POP3("127.0.0.1", port, timeout=20)
+    try:
+        client.user(USER)
+        client.pass_(password)
+        return "+OK"
+    except poplib.error_proto as error:
+        return bytes(error.args[0]).decode()
+    finally:
+        client.quit()
+
+
+def mx_rcpt(port: int) -> int:
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+        client.ehlo("mx.sender.example")
+        client.mail("someone@sender.example")
+        code, _ = client.rcpt(f"{USER}@seikyou.ne.jp")
+        return code
+
+
+def until(check: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_database_down_during_logins_gives_only_temporary_replies(
+    tmp_path: Path, database: PostgresqlServer
+) -> None:
+    dsn = database.create_database()
+    asyncio.run(migrated(dsn))
+    asyncio.run(
+        execute(
+            dsn,
+            "INSERT INTO seikyou.accounts (name, password) VALUES ($1, $2)",
+            USER,
+            "{PLAIN}" + PASSWORD,
+        )
+    )
+    submission, pop3, mx = free_ports(3)
+    listeners = [
+        {"protocol": "smtp", "role": "submission", "port": submission, "tls": "none"},
+        {"protocol": "pop3", "port": pop3, "tls": "none"},
+        {"protocol": "smtp", "role": "mx", "port": mx, "tls": "none"},
+    ]
+    config = write_config(
+        tmp_path / "seikyou.toml",
+        {
+            "hostname": "mail.test.seikyou.ne.jp",
+            "domain": "seikyou.ne.jp",
+            "data_dir": str(tmp_path / "data"),
+            "limits": dict(FAST_LIMITS),
+            "accounts": {"store": "postgresql", "dsn": dsn, "query_timeout": 2.0},
+            "listener": [{"address": "127.0.0.1", **entry} for entry in listeners],
+        },
+    )
+    with serve_subprocess(tmp_path, config, expect_lines=3):
+        assert auth_plain(submission, PASSWORD) == 235
+        assert auth_plain(submission, "wrong") == 535
+        assert pop3_login(pop3, PASSWORD) == "+OK"
+        assert mx_rcpt(mx) == 250
+
+        codes: Counter[int] = Counter()
+        stop = threading.Event()
+
+        def login_load() -> None:
+            while not stop.is_set():
+                codes[auth_plain(submission, PASSWORD)] += 1
+
+        workers = [threading.Thread(target=login_load) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        try:
+            time.sleep(0.5)
+            database.stop()
+            assert until(lambda: codes[454] >= 10, 20.0), codes
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join(30)
+        assert set(codes) <= {235, 454}, codes
+
+        # Down: a right password, a wrong one, POP3 and a local recipient are all "later".
+        assert auth_plain(submission, PASSWORD) == 454
+        assert auth_plain(submission, "wrong") == 454
+        assert pop3_login(pop3, PASSWORD).startswith("-ERR [SYS/TEMP]")
+        assert mx_rcpt(mx) == 451
+
+        database.start()
+        assert until(lambda: auth_plain(submission, PASSWORD) == 235, RECOVERY_SECONDS)
+        assert auth_plain(submission, "wrong") == 535
+        assert pop3_login(pop3, PASSWORD) == "+OK"
+        assert mx_rcpt(mx) == 250
+    log = (tmp_path / "serve.log").read_text()
+    assert "PostgreSQL account store" in log
+    assert "Traceback" not in log
