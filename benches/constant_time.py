@@ -1,7 +1,8 @@
 """Dudect-style timing check of the constant-time primitives of both backends.
 
 For each function, two classes of inputs that differ from the right value only in where they
-differ: at the first byte (or hex digit) versus at the last. The classes are interleaved at
+differ: at the first byte (or hex digit) versus at the last; for the base64 decoder, dudect's
+fixed line (one character repeated) versus a random one. The classes are interleaved at
 random, every call is timed, and Welch's t-test compares the two timing distributions (as in
 dudect: raw and with the slowest 1 % and 10 % cropped, the largest |t| counts). |t| > 4.5 means
 the time depends on where the inputs differ.
@@ -22,6 +23,7 @@ Exits 1 when the control is not flagged or a real primitive is. Not part of the 
 from __future__ import annotations
 
 import argparse
+import base64
 import gc
 import hashlib
 import hmac
@@ -75,6 +77,10 @@ def targets(backends: dict[str, ModuleType], rng: random.Random) -> list[Target]
     cram = hmac.new(secret, challenge, "md5").hexdigest()
     apop = hashlib.md5(challenge + secret).hexdigest()
     key = rng.randbytes(32)
+    # dudect's fixed-versus-random classes for the decoder: every character the same, or drawn
+    # at random, at the length of a typical PLAIN response.
+    fixed_line = b"A" * 48
+    random_line = base64.b64encode(rng.randbytes(36))
     found = [
         Target(
             "leaky early-exit == (control)",
@@ -94,6 +100,20 @@ def targets(backends: dict[str, ModuleType], rng: random.Random) -> list[Target]
                 backend.constant_time_eq,
                 (key, _flip_byte(key, 0)),
                 (key, _flip_byte(key, 31)),
+            ),
+            Target(
+                "constant_time_eq(str)",
+                name,
+                backend.constant_time_eq,
+                (cram, _flip_hex(cram, 0)),
+                (cram, _flip_hex(cram, 31)),
+            ),
+            Target(
+                "decode_response",
+                name,
+                backend.decode_response,
+                (fixed_line,),
+                (random_line,),
             ),
             Target(
                 "cram_md5_verify",

@@ -11,9 +11,9 @@ pub mod schemes;
 #[cfg(test)]
 mod properties;
 
-use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyBytes, PyString};
 use pyo3::Borrowed;
 
 pyo3::import_exception!(seikyou_auth.errors, SaslError);
@@ -43,6 +43,20 @@ fn digest_octets<'a>(digest: &'a Bound<'_, PyString>) -> &'a [u8] {
     digest.to_str().map_or(&[], str::as_bytes)
 }
 
+/// The octets of a `bytes` or `str` argument, borrowed from the object.
+fn octets<'a>(value: &'a Bound<'_, PyAny>, name: &str) -> PyResult<&'a [u8]> {
+    if let Ok(bytes) = value.cast::<PyBytes>() {
+        return Ok(bytes.as_bytes());
+    }
+    match value.cast::<PyString>() {
+        Ok(text) => Ok(text.to_str()?.as_bytes()),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "{name} must be bytes or str, not {}",
+            value.get_type().name()?
+        ))),
+    }
+}
+
 /// A scheme name argument. A `str` with a lone surrogate is no known name: it is kept, lossily,
 /// to be refused as `UnsupportedScheme` as the twin does, not as PyO3's `UnicodeEncodeError`.
 struct SchemeName(String);
@@ -60,15 +74,23 @@ impl FromPyObject<'_, '_> for SchemeName {
 #[pyo3::pymodule]
 mod _core {
     use pyo3::prelude::*;
-    use pyo3::types::{PyBytes, PyString};
+    use pyo3::types::{PyBytes, PyString, PyTuple};
 
-    use super::{apop, ascii, cram, ct, digest_octets, error, sasl, schemes, SchemeName};
+    use super::{apop, ascii, cram, ct, digest_octets, error, octets, sasl, schemes, SchemeName};
 
     #[pymodule_export]
     const LOGIN_CHALLENGES: (&[u8], &[u8]) = sasl::LOGIN_CHALLENGES;
 
     #[pymodule_export]
-    const SCHEMES: (&str, &str, &str, &str, &str, &str, &str, &str, &str, &str) = schemes::SCHEMES;
+    const MAX_RESPONSE_OCTETS: usize = sasl::MAX_RESPONSE_LEN;
+
+    /// `SCHEMES`: the names `hash_password` generates, read from the scheme table.
+    #[pymodule_init]
+    fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
+        let names: Vec<&str> = schemes::generated_names().collect();
+        let names = PyTuple::new(module.py(), names)?;
+        module.add("SCHEMES", names)
+    }
 
     #[pyfunction]
     fn decode_response<'py>(py: Python<'py>, line: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
@@ -89,21 +111,25 @@ mod _core {
         })
     }
 
-    #[pyfunction]
-    fn parse_plain<'py>(
-        py: Python<'py>,
-        message: &[u8],
-    ) -> PyResult<(
+    /// `(authzid, authcid, passwd)` as Python objects.
+    type PlainFields<'py> = (
         Bound<'py, PyString>,
         Bound<'py, PyString>,
         Bound<'py, PyBytes>,
-    )> {
+    );
+
+    fn plain_fields<'py>(py: Python<'py>, message: &[u8]) -> PyResult<PlainFields<'py>> {
         let (authzid, authcid, passwd) = sasl::parse_plain(message)?;
         Ok((
             PyString::new(py, authzid),
             PyString::new(py, authcid),
             PyBytes::new(py, passwd),
         ))
+    }
+
+    #[pyfunction]
+    fn parse_plain<'py>(py: Python<'py>, message: &[u8]) -> PyResult<PlainFields<'py>> {
+        plain_fields(py, message)
     }
 
     #[pyfunction]
@@ -198,9 +224,28 @@ mod _core {
         apop::verify(timestamp, secret, digest_octets(digest))
     }
 
+    /// `bytes` or `str` on either side (a `str` compared as its UTF-8 form, which CPython
+    /// keeps with the string, so neither argument is copied).
     #[pyfunction]
-    fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-        ct::constant_time_eq(a, b)
+    fn constant_time_eq(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool> {
+        Ok(ct::constant_time_eq(octets(a, "a")?, octets(b, "b")?))
+    }
+
+    /// `parse_plain(decode_response(line))` in one call: the servers' PLAIN path.
+    #[pyfunction]
+    fn decode_plain<'py>(py: Python<'py>, line: &[u8]) -> PyResult<PlainFields<'py>> {
+        // Any valid PLAIN message fits on the stack (three fields of at most 255 octets);
+        // zeroing room for the longest response on every call would cost more than the call.
+        let mut on_stack = [0u8; 1024];
+        let mut on_heap = Vec::new();
+        let room = sasl::decoded_len(line).min(sasl::MAX_DECODED_LEN);
+        let out = if room <= on_stack.len() {
+            &mut on_stack[..]
+        } else {
+            on_heap.resize(room, 0);
+            &mut on_heap[..]
+        };
+        plain_fields(py, sasl::decode_response(line, out)?)
     }
 
     /// Slow schemes hash with the GIL released so other threads (and the event loop) run.
@@ -239,5 +284,46 @@ mod _core {
         } else {
             Ok(parsed.verify(password)?)
         }
+    }
+
+    /// `(name, label, encoding, raw length or 0, slow, cost rank, can generate)` of a scheme
+    /// name with its optional encoding suffix: its row of the scheme table.
+    #[pyfunction]
+    fn scheme_info(
+        name: SchemeName,
+    ) -> PyResult<(&'static str, String, &'static str, usize, bool, u8, bool)> {
+        let scheme = schemes::Scheme::parse(&name.0)?;
+        let def = scheme.def;
+        Ok((
+            def.name,
+            scheme.label,
+            scheme.encoding.as_str(),
+            def.raw_len.unwrap_or(0),
+            def.slow,
+            def.cost,
+            def.generate.is_some(),
+        ))
+    }
+
+    /// `(scheme name as written, decoded value)`; the value is `None` when the scheme is
+    /// unknown or the stored text cannot be decoded (or has no UTF-8 form). Never raises for
+    /// what the text holds: callers judge the name with `scheme_info`.
+    #[pyfunction]
+    fn parse_stored<'py>(
+        py: Python<'py>,
+        stored: &Bound<'py, PyString>,
+    ) -> (Bound<'py, PyString>, Option<Bound<'py, PyBytes>>) {
+        let Ok(text) = stored.to_str() else {
+            let lossy = stored.to_string_lossy();
+            return (PyString::new(py, schemes::split(&lossy).0), None);
+        };
+        let (name, value) = schemes::split(text);
+        let raw = schemes::Scheme::parse(name)
+            .ok()
+            .and_then(|scheme| scheme.decode(value));
+        (
+            PyString::new(py, name),
+            raw.map(|raw| PyBytes::new(py, &raw)),
+        )
     }
 }

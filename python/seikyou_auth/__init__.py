@@ -17,6 +17,7 @@ from seikyou_auth.errors import SaslCancelled, SaslError, StoreUnavailable, Unsu
 __all__ = [
     "BACKEND",
     "LOGIN_CHALLENGES",
+    "MAX_RESPONSE_OCTETS",
     "SCHEMES",
     "SaslCancelled",
     "SaslError",
@@ -32,6 +33,7 @@ __all__ = [
     "cram_md5_response",
     "cram_md5_verify",
     "cram_md5_verify_prepared",
+    "decode_plain",
     "decode_response",
     "encode_challenge",
     "hash_password",
@@ -39,6 +41,8 @@ __all__ = [
     "parse_login_password",
     "parse_login_username",
     "parse_plain",
+    "parse_stored",
+    "scheme_info",
     "verify_password",
     "verify_password_async",
 ]
@@ -73,6 +77,8 @@ else:
 BACKEND: str = "rust" if _backend.__name__ == "seikyou_auth._core" else "python"
 
 decode_response = _backend.decode_response
+decode_plain = _backend.decode_plain
+MAX_RESPONSE_OCTETS: int = _backend.MAX_RESPONSE_OCTETS
 encode_challenge = _backend.encode_challenge
 parse_plain = _backend.parse_plain
 parse_login_username = _backend.parse_login_username
@@ -91,6 +97,8 @@ apop_verify = _backend.apop_verify
 constant_time_eq = _backend.constant_time_eq
 hash_password = _backend.hash_password
 verify_password = _backend.verify_password
+scheme_info = _backend.scheme_info
+parse_stored = _backend.parse_stored
 SCHEMES: tuple[str, ...] = _backend.SCHEMES
 
 from seikyou_auth.schemes import verify_password_async  # noqa: E402  (needs the backend above)

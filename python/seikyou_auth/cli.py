@@ -154,11 +154,11 @@ def _warn_of_bad_lines(path: Path, domain: str | None) -> None:
 
 def _new_stored(args: argparse.Namespace, default_scheme: str) -> str:
     import seikyou_auth
-    from seikyou_auth._pure._schemes import parse_scheme
+    from seikyou_auth.schemes import SchemeInfo
 
     scheme = args.scheme or default_scheme
     try:  # before asking for the password
-        known = parse_scheme(scheme).name in seikyou_auth.SCHEMES
+        known = SchemeInfo(*seikyou_auth.scheme_info(scheme)).can_generate
     except seikyou_auth.UnsupportedScheme:
         known = False
     if not known:
@@ -228,10 +228,9 @@ def _cmd_user_passwd(args: argparse.Namespace) -> int:
     if (code := _on_postgresql(args)) is not None:
         return code
     from seikyou_auth import SCHEMES
-    from seikyou_auth._pure._schemes import split_stored
     from seikyou_auth.accounts.editing import find_line, set_password
     from seikyou_auth.accounts.passwd_file import canonical_name
-    from seikyou_auth.schemes import scheme_of
+    from seikyou_auth.schemes import scheme_of, stored_scheme
 
     path, domain = _store_location(args.config)
     name = canonical_name(args.name, domain)
@@ -242,7 +241,7 @@ def _cmd_user_passwd(args: argparse.Namespace) -> int:
     default = "SHA512-CRYPT"
     if account is not None and scheme_of(account.password) in SCHEMES:
         # Keep the scheme and its encoding, so the mechanisms that worked still do.
-        default = split_stored(account.password)[0]
+        default = stored_scheme(account.password).label
     set_password(path, domain, name, _new_stored(args, default))
     print(f"changed the password of {name}")
     _warn_of_bad_lines(path, domain)

@@ -280,9 +280,9 @@ class SaslServer:
         if stage in (_Stage.START, _Stage.DONE):
             raise RuntimeError("SaslServer.step called outside an exchange")
         try:
-            message = seikyou_auth.decode_response(line)
             if stage is _Stage.PLAIN_RESPONSE:
-                return await self._finish_plain(message)
+                return await self._finish_plain(*seikyou_auth.decode_plain(line))
+            message = seikyou_auth.decode_response(line)
             if stage is _Stage.LOGIN_USERNAME:
                 self._username = seikyou_auth.parse_login_username(message)
                 return self._challenge(_Stage.LOGIN_PASSWORD, seikyou_auth.LOGIN_CHALLENGES[1])
@@ -308,8 +308,7 @@ class SaslServer:
         except StoreUnavailable:
             return self._fail(FailureReason.UNAVAILABLE)
 
-    async def _finish_plain(self, message: bytes) -> Outcome:
-        authzid, authcid, password = seikyou_auth.parse_plain(message)
+    async def _finish_plain(self, authzid: str, authcid: str, password: bytes) -> Outcome:
         self._username = authcid
         account = await self._authenticator.check_password(authcid, password, client=self._client)
         if (

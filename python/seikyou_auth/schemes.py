@@ -17,21 +17,15 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import seikyou_auth
-from seikyou_auth._pure._schemes import (
-    PLAINTEXT_SCHEMES,
-    SLOW_SCHEMES,
-    SchemeName,
-    decode_stored,
-    parse_scheme,
-    split_stored,
-)
 from seikyou_auth.errors import StoreUnavailable, UnsupportedScheme
 
 __all__ = [
     "HASH_THREADS",
     "LoginQueueFull",
+    "SchemeInfo",
     "SlowHashQueue",
     "cost_rank",
     "cram_md5_state",
@@ -39,12 +33,41 @@ __all__ = [
     "mechanism_allowed",
     "plaintext_secret",
     "scheme_of",
+    "stored_scheme",
     "verify_password_async",
     "verify_with",
 ]
 
-_ANY_SCHEME_MECHANISMS = frozenset({"PLAIN", "LOGIN", "USER"})
-_CRAM_MD5_SCHEMES = PLAINTEXT_SCHEMES | {"CRAM-MD5"}
+
+class SchemeInfo(NamedTuple):
+    """A scheme's row of the core's scheme table (``seikyou_auth.scheme_info``), with names."""
+
+    name: str  # upper case, without the encoding suffix
+    label: str  # as written in front of a new hash, with the suffix
+    encoding: str  # "none", "base64" or "hex": the one in use
+    raw_len: int  # the decoded value's length where the scheme fixes it, else 0
+    slow: bool  # verified in a hashing thread, off the event loop
+    cost: int  # verify cost rank, cheapest 0
+    can_generate: bool  # False for CRYPT, which only verifies
+
+
+# Every login looks its account's scheme name up more than once; a store holds a handful of
+# distinct names, and none of them is a secret.
+@functools.lru_cache(maxsize=256)
+def _scheme_info(scheme_text: str) -> SchemeInfo | None:
+    try:
+        return SchemeInfo(*seikyou_auth.scheme_info(scheme_text))
+    except UnsupportedScheme:
+        return None
+
+
+def stored_scheme(stored: str) -> SchemeInfo:
+    """The scheme of a stored value; ``UnsupportedScheme`` when this package does not know it."""
+    scheme_text, _ = seikyou_auth.parse_stored(stored)
+    info = _scheme_info(scheme_text)
+    if info is None:
+        raise UnsupportedScheme(f"unsupported password scheme: {scheme_text}")
+    return info
 
 
 def scheme_of(stored: str) -> str:
@@ -53,45 +76,40 @@ def scheme_of(stored: str) -> str:
     A name this package does not know is returned as written (upper-cased), so callers can
     report it; verifying such a value raises ``UnsupportedScheme``.
     """
-    scheme_text, _ = split_stored(stored)
-    scheme = _parsed_scheme(scheme_text)
-    return scheme_text.upper() if scheme is None else scheme.name
+    scheme_text, _ = seikyou_auth.parse_stored(stored)
+    info = _scheme_info(scheme_text)
+    return scheme_text.upper() if info is None else info.name
 
 
-# Every login parses its account's scheme name more than once; a store holds a handful of
-# distinct names, and none of them is a secret.
-@functools.lru_cache(maxsize=256)
-def _parsed_scheme(scheme_text: str) -> SchemeName | None:
-    try:
-        return parse_scheme(scheme_text)
-    except UnsupportedScheme:
-        return None
+# Dovecot's two names for the scheme whose stored value is the password itself.
+_PLAINTEXT_SCHEMES = frozenset({"PLAIN", "CLEAR"})
+# Mechanisms that receive the password itself verify any scheme; the others need credentials of
+# one scheme, which a plaintext value can also provide (Dovecot's credentials lookup).
+_PASSWORD_MECHANISMS = frozenset({"PLAIN", "LOGIN", "USER"})
+_CREDENTIALS_NEEDED = {"CRAM-MD5": "CRAM-MD5", "APOP": "PLAIN"}
 
 
 def mechanism_allowed(mechanism: str, stored: str) -> bool:
     """Whether ``mechanism`` (PLAIN, LOGIN, USER, CRAM-MD5, APOP) can authenticate ``stored``."""
     mechanism = mechanism.upper()
-    if mechanism in _ANY_SCHEME_MECHANISMS:
+    if mechanism in _PASSWORD_MECHANISMS:
         return True
+    needed = _CREDENTIALS_NEEDED.get(mechanism)
+    if needed is None:
+        return False
     scheme = scheme_of(stored)
-    if mechanism == "CRAM-MD5":
-        return scheme in _CRAM_MD5_SCHEMES
-    if mechanism == "APOP":
-        return scheme in PLAINTEXT_SCHEMES
-    return False
+    return scheme == needed or scheme in _PLAINTEXT_SCHEMES
 
 
 def _decoded(stored: str, wanted: frozenset[str]) -> bytes | None:
-    scheme_text, data = split_stored(stored)
-    scheme = _parsed_scheme(scheme_text)
-    if scheme is None or scheme.name not in wanted:
-        return None
-    return decode_stored(scheme, data)
+    scheme_text, raw = seikyou_auth.parse_stored(stored)
+    info = _scheme_info(scheme_text)
+    return raw if info is not None and info.name in wanted else None
 
 
 def plaintext_secret(stored: str) -> bytes | None:
     """The password of a PLAIN/CLEAR stored value (any encoding), else None."""
-    return _decoded(stored, PLAINTEXT_SCHEMES)
+    return _decoded(stored, _PLAINTEXT_SCHEMES)
 
 
 def cram_md5_state(stored: str) -> bytes | None:
@@ -106,28 +124,16 @@ def cram_md5_state(stored: str) -> bytes | None:
     return prepared
 
 
-# Cheapest first, by the verify time of each scheme at Dovecot's default parameters
-# (docs/accounts.md, password scheme benchmarks); unprefixed CRYPT values are mostly $6$.
-_COST_ORDER = (
-    ("PLAIN", "CLEAR", "CRAM-MD5"),
-    ("SSHA256", "SSHA512"),
-    ("PBKDF2",),
-    ("SHA256-CRYPT",),
-    ("BLF-CRYPT",),
-    ("SHA512-CRYPT", "CRYPT"),
-    ("ARGON2ID",),
-)
-_COST_RANKS = {name: rank for rank, names in enumerate(_COST_ORDER) for name in names}
-
-
 def cost_rank(stored: str) -> int:
     """How expensive verifying ``stored`` is, as a rank: higher costs more (unknown: 0)."""
-    return _COST_RANKS.get(scheme_of(stored), 0)
+    info = _scheme_info(seikyou_auth.parse_stored(stored)[0])
+    return 0 if info is None else info.cost
 
 
 def is_slow(stored: str) -> bool:
     """Whether verifying ``stored`` costs enough CPU to belong off the event loop."""
-    return scheme_of(stored) in SLOW_SCHEMES
+    info = _scheme_info(seikyou_auth.parse_stored(stored)[0])
+    return info is not None and info.slow
 
 
 # One core is left to the event loop; more threads would only queue on the CPU (and ARGON2ID

@@ -68,6 +68,19 @@ proptest! {
     }
 
     #[test]
+    fn decode_agrees_with_base64ct_on_any_octets(
+        line in prop_oneof![octets(64), "[A-Za-z0-9+/=]{0,64}".prop_map(String::into_bytes)],
+    ) {
+        prop_assume!(line != b"*" && line != b"=");
+        let expected = std::str::from_utf8(&line)
+            .ok()
+            .and_then(|text| Base64::decode_vec(text).ok())
+            .filter(|data| encode(data) == line)
+            .ok_or(Error::Sasl("client response is not valid base64"));
+        prop_assert_eq!(decode(&line), expected);
+    }
+
+    #[test]
     fn a_damaged_response_is_refused(
         data in prop::collection::vec(any::<u8>(), 1..100),
         at in any::<prop::sample::Index>(),

@@ -1,5 +1,9 @@
 //! Dovecot password schemes: `{SCHEME[.ENCODING]}value` parsing, hashing with Dovecot's default
 //! parameters, and verification that agrees with `doveadm pw -t`.
+//!
+//! Everything this crate knows about a scheme is one row of [`TABLE`], as Dovecot keeps it in
+//! `builtin_schemes[]` (`password-scheme.c`); parsing, hashing, verifying and the Python-facing
+//! `scheme_info` all read that row.
 
 mod crypt;
 mod salted;
@@ -9,63 +13,182 @@ use base64ct::{Base64, Encoding as _};
 use crate::ct;
 use crate::error::{Error, Result};
 
-/// The schemes `hash_password` generates (sorted).
-pub const SCHEMES: (&str, &str, &str, &str, &str, &str, &str, &str, &str, &str) = (
-    "ARGON2ID",
-    "BLF-CRYPT",
-    "CLEAR",
-    "CRAM-MD5",
-    "PBKDF2",
-    "PLAIN",
-    "SHA256-CRYPT",
-    "SHA512-CRYPT",
-    "SSHA256",
-    "SSHA512",
-);
-
+/// How a stored value is encoded between the braces' end and the line's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Plain,
-    CramMd5,
-    /// crypt(3) as Dovecot calls it for CRYPT, SHA256-CRYPT and SHA512-CRYPT: by the value's prefix.
-    Crypt,
-    BlfCrypt,
-    Argon2id,
-    Ssha256,
-    Ssha512,
-    Pbkdf2,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Encoding {
+pub enum Encoding {
     None,
     Base64,
     Hex,
 }
 
-/// A scheme name with its optional encoding suffix, as written between the braces.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Scheme {
-    kind: Kind,
-    /// How a stored value is encoded; `explicit` when the name carried a suffix.
-    encoding: Encoding,
-    explicit: bool,
-    /// The name as Dovecot writes it in front of a new hash (upper case).
-    label: String,
-    generates: Option<Generator>,
+impl Encoding {
+    /// The name `scheme_info` reports (as the twin's table writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::None => "none",
+            Encoding::Base64 => "base64",
+            Encoding::Hex => "hex",
+        }
+    }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Generator {
-    Plain,
-    CramMd5,
-    Sha256Crypt,
-    Sha512Crypt,
-    BlfCrypt,
-    Argon2id,
-    Ssha256,
-    Ssha512,
-    Pbkdf2,
+/// Makes the raw value of a new hash from a password.
+pub type Generate = fn(&[u8]) -> Result<Vec<u8>>;
+/// Whether a decoded stored value (first) matches a password (second).
+pub type Verify = fn(&[u8], &[u8]) -> Result<bool>;
+
+/// One password scheme: Dovecot's `struct password_scheme`, plus what the servers need to know.
+#[derive(Debug)]
+pub struct SchemeDef {
+    /// Upper case, as Dovecot writes it in front of a new hash.
+    pub name: &'static str,
+    /// The encoding of a stored value whose scheme name has no suffix.
+    pub encoding: Encoding,
+    /// The decoded value's length where the scheme fixes it (Dovecot's `raw_password_len`).
+    pub raw_len: Option<usize>,
+    /// Whether hashing or verifying takes long enough to be worth releasing the GIL.
+    pub slow: bool,
+    /// Verify cost rank, cheapest 0, by the time at Dovecot's default parameters
+    /// (docs/accounts.md, password scheme benchmarks); unprefixed CRYPT values are mostly `$6$`.
+    pub cost: u8,
+    /// The raw value for a new hash; `None` for verify-only schemes.
+    pub generate: Option<Generate>,
+    /// Whether a decoded stored value matches a password.
+    pub verify: Verify,
+}
+
+/// Every scheme this crate knows, sorted by name.
+pub static TABLE: [SchemeDef; 11] = [
+    SchemeDef {
+        name: "ARGON2ID",
+        encoding: Encoding::None,
+        raw_len: None,
+        slow: true,
+        cost: 6,
+        generate: Some(|password| Ok(crypt::argon2id_new(password)?.into_bytes())),
+        verify: |raw, password| {
+            Ok(text(raw).is_some_and(|hash| crypt::argon2_verify(hash, password)))
+        },
+    },
+    SchemeDef {
+        name: "BLF-CRYPT",
+        encoding: Encoding::None,
+        raw_len: None,
+        slow: true,
+        cost: 4,
+        generate: Some(|password| Ok(crypt::blf_crypt_new(password)?.into_bytes())),
+        verify: |raw, password| match text(raw) {
+            Some(hash) if hash.starts_with("$2") => crypt::verify(hash, password),
+            _ => Ok(false),
+        },
+    },
+    plaintext("CLEAR"),
+    SchemeDef {
+        name: "CRAM-MD5",
+        encoding: Encoding::Hex,
+        raw_len: Some(crate::cram::STATE_LEN),
+        slow: false,
+        cost: 0,
+        generate: Some(|password| Ok(crate::cram::prepare(password).to_vec())),
+        verify: |raw, password| Ok(ct::constant_time_eq(raw, &crate::cram::prepare(password))),
+    },
+    // crypt(3) as Dovecot calls it for a passdb value without a {SCHEME} prefix: verify-only.
+    SchemeDef {
+        name: "CRYPT",
+        encoding: Encoding::None,
+        raw_len: None,
+        slow: true,
+        cost: 5,
+        generate: None,
+        verify: crypt_verify,
+    },
+    SchemeDef {
+        name: "PBKDF2",
+        encoding: Encoding::None,
+        raw_len: None,
+        slow: true,
+        cost: 2,
+        generate: Some(|password| Ok(salted::pbkdf2_new(password)?.into_bytes())),
+        verify: |raw, password| Ok(salted::pbkdf2_verify(raw, password)),
+    },
+    plaintext("PLAIN"),
+    // Dovecot hands CRYPT, SHA256-CRYPT and SHA512-CRYPT values alike to crypt(3), by prefix.
+    SchemeDef {
+        name: "SHA256-CRYPT",
+        encoding: Encoding::None,
+        raw_len: None,
+        slow: true,
+        cost: 3,
+        generate: Some(|password| Ok(crypt::sha256_crypt_new(password)?.into_bytes())),
+        verify: crypt_verify,
+    },
+    SchemeDef {
+        name: "SHA512-CRYPT",
+        encoding: Encoding::None,
+        raw_len: None,
+        slow: true,
+        cost: 5,
+        generate: Some(|password| Ok(crypt::sha512_crypt_new(password)?.into_bytes())),
+        verify: crypt_verify,
+    },
+    SchemeDef {
+        name: "SSHA256",
+        encoding: Encoding::Base64,
+        raw_len: None,
+        slow: false,
+        cost: 1,
+        generate: Some(salted::ssha256_new),
+        verify: |raw, password| Ok(salted::ssha256_verify(raw, password)),
+    },
+    SchemeDef {
+        name: "SSHA512",
+        encoding: Encoding::Base64,
+        raw_len: None,
+        slow: false,
+        cost: 1,
+        generate: Some(salted::ssha512_new),
+        verify: |raw, password| Ok(salted::ssha512_verify(raw, password)),
+    },
+];
+
+/// PLAIN and CLEAR: one scheme under two names, as in Dovecot.
+const fn plaintext(name: &'static str) -> SchemeDef {
+    SchemeDef {
+        name,
+        encoding: Encoding::None,
+        raw_len: None,
+        slow: false,
+        cost: 0,
+        generate: Some(|password| Ok(password.to_vec())),
+        verify: |raw, password| Ok(ct::constant_time_eq(raw, password)),
+    }
+}
+
+fn text(raw: &[u8]) -> Option<&str> {
+    std::str::from_utf8(raw).ok()
+}
+
+fn crypt_verify(raw: &[u8], password: &[u8]) -> Result<bool> {
+    text(raw).map_or(Ok(false), |hash| crypt::verify(hash, password))
+}
+
+/// The names of the schemes `hash_password` generates, sorted.
+pub fn generated_names() -> impl Iterator<Item = &'static str> {
+    TABLE
+        .iter()
+        .filter(|def| def.generate.is_some())
+        .map(|def| def.name)
+}
+
+/// A scheme name with its optional encoding suffix, as written between the braces.
+#[derive(Clone, Debug)]
+pub struct Scheme {
+    pub def: &'static SchemeDef,
+    /// How a stored value is encoded; `explicit` when the name carried a suffix.
+    pub encoding: Encoding,
+    explicit: bool,
+    /// The name as Dovecot writes it in front of a new hash (upper case, with the suffix).
+    pub label: String,
 }
 
 impl Scheme {
@@ -77,26 +200,15 @@ impl Scheme {
             None => (name, None),
         };
         let upper = base.to_ascii_uppercase();
-        let (kind, default_encoding, generates) = match upper.as_str() {
-            "PLAIN" | "CLEAR" => (Kind::Plain, Encoding::None, Some(Generator::Plain)),
-            "CRAM-MD5" => (Kind::CramMd5, Encoding::Hex, Some(Generator::CramMd5)),
-            "SHA256-CRYPT" => (Kind::Crypt, Encoding::None, Some(Generator::Sha256Crypt)),
-            "SHA512-CRYPT" => (Kind::Crypt, Encoding::None, Some(Generator::Sha512Crypt)),
-            "BLF-CRYPT" => (Kind::BlfCrypt, Encoding::None, Some(Generator::BlfCrypt)),
-            "ARGON2ID" => (Kind::Argon2id, Encoding::None, Some(Generator::Argon2id)),
-            "SSHA256" => (Kind::Ssha256, Encoding::Base64, Some(Generator::Ssha256)),
-            "SSHA512" => (Kind::Ssha512, Encoding::Base64, Some(Generator::Ssha512)),
-            "PBKDF2" => (Kind::Pbkdf2, Encoding::None, Some(Generator::Pbkdf2)),
-            // Verify-only: what a passdb value without a {SCHEME} prefix means.
-            "CRYPT" => (Kind::Crypt, Encoding::None, None),
-            _ => return Err(unsupported()),
-        };
+        let def = TABLE
+            .iter()
+            .find(|def| def.name == upper)
+            .ok_or_else(unsupported)?;
         Scheme {
-            kind,
-            encoding: default_encoding,
+            def,
+            encoding: def.encoding,
             explicit: false,
             label: upper,
-            generates,
         }
         .with_suffix(suffix)
         .ok_or_else(unsupported)
@@ -117,30 +229,17 @@ impl Scheme {
         Some(self)
     }
 
-    /// Whether hashing or verifying takes long enough to be worth releasing the GIL.
     pub fn is_slow(&self) -> bool {
-        matches!(
-            self.kind,
-            Kind::Crypt | Kind::BlfCrypt | Kind::Argon2id | Kind::Pbkdf2
-        )
+        self.def.slow
     }
 
     /// `{LABEL}value` for `password`, with Dovecot's default salt sizes and costs.
     pub fn hash(&self, password: &[u8]) -> Result<String> {
-        let generator = self
-            .generates
+        let generate = self
+            .def
+            .generate
             .ok_or_else(|| Error::UnsupportedScheme(self.label.clone()))?;
-        let raw: Vec<u8> = match generator {
-            Generator::Plain => password.to_vec(),
-            Generator::CramMd5 => crate::cram::prepare(password).to_vec(),
-            Generator::Sha256Crypt => crypt::sha256_crypt_new(password)?.into_bytes(),
-            Generator::Sha512Crypt => crypt::sha512_crypt_new(password)?.into_bytes(),
-            Generator::BlfCrypt => crypt::blf_crypt_new(password)?.into_bytes(),
-            Generator::Argon2id => crypt::argon2id_new(password)?.into_bytes(),
-            Generator::Ssha256 => salted::ssha256_new(password)?,
-            Generator::Ssha512 => salted::ssha512_new(password)?,
-            Generator::Pbkdf2 => salted::pbkdf2_new(password)?.into_bytes(),
-        };
+        let raw = generate(password)?;
         let value = match self.encoding {
             Encoding::None => String::from_utf8(raw).map_err(|_| {
                 Error::InvalidArgument("this password is not UTF-8; use the .b64 or .hex form")
@@ -152,18 +251,23 @@ impl Scheme {
     }
 
     /// Decode a stored value as Dovecot's `password_decode` does; `None` when it cannot.
-    fn decode(&self, value: &str) -> Option<Vec<u8>> {
+    pub fn decode(&self, value: &str) -> Option<Vec<u8>> {
         let raw = match self.encoding {
             Encoding::None => value.as_bytes().to_vec(),
-            // Only CRAM-MD5 has a fixed raw length; without a suffix Dovecot guesses hex by length.
-            Encoding::Hex if !self.explicit && value.len() != 64 => decode_base64(value)?,
-            Encoding::Hex if !self.explicit => {
-                decode_hex(value).or_else(|| decode_base64(value))?
-            }
-            Encoding::Hex => decode_hex(value)?,
+            Encoding::Hex if self.explicit => decode_hex(value)?,
+            // Without a suffix Dovecot guesses: hex when the length fits the raw length, else base64.
+            Encoding::Hex => match self.def.raw_len {
+                Some(len) if value.len() == 2 * len => {
+                    decode_hex(value).or_else(|| decode_base64(value))?
+                }
+                _ => decode_base64(value)?,
+            },
             Encoding::Base64 => decode_base64(value)?,
         };
-        (self.kind != Kind::CramMd5 || raw.len() == crate::cram::STATE_LEN).then_some(raw)
+        self.def
+            .raw_len
+            .is_none_or(|len| raw.len() == len)
+            .then_some(raw)
     }
 }
 
@@ -206,21 +310,10 @@ pub struct Stored<'a> {
 impl<'a> Stored<'a> {
     /// Split `{SCHEME}value`; a value without a scheme prefix is CRYPT, as in a Dovecot passdb.
     pub fn parse(stored: &'a str) -> Result<Stored<'a>> {
-        if stored.starts_with("$1$") {
-            // Dovecot's password_get_scheme() names a bare `$1$` value MD5-CRYPT.
-            return Err(Error::UnsupportedScheme("MD5-CRYPT".to_owned()));
-        }
-        if let Some(rest) = stored.strip_prefix('{') {
-            if let Some((name, value)) = rest.split_once('}') {
-                return Ok(Stored {
-                    scheme: Scheme::parse(name)?,
-                    value,
-                });
-            }
-        }
+        let (name, value) = split(stored);
         Ok(Stored {
-            scheme: Scheme::parse("CRYPT")?,
-            value: stored,
+            scheme: Scheme::parse(name)?,
+            value,
         })
     }
 
@@ -230,29 +323,23 @@ impl<'a> Stored<'a> {
 
     /// Whether `password` matches; malformed values are a mismatch, as in Dovecot.
     pub fn verify(&self, password: &[u8]) -> Result<bool> {
-        let Some(raw) = self.scheme.decode(self.value) else {
-            return Ok(false);
-        };
-        Ok(match self.scheme.kind {
-            Kind::Plain => ct::constant_time_eq(&raw, password),
-            Kind::CramMd5 => ct::constant_time_eq(&raw, &crate::cram::prepare(password)),
-            Kind::Crypt => match std::str::from_utf8(&raw) {
-                Ok(hash) => crypt::verify(hash, password)?,
-                Err(_) => false,
-            },
-            Kind::BlfCrypt => match std::str::from_utf8(&raw) {
-                Ok(hash) if hash.starts_with("$2") => crypt::verify(hash, password)?,
-                _ => false,
-            },
-            Kind::Argon2id => match std::str::from_utf8(&raw) {
-                Ok(hash) => crypt::argon2_verify(hash, password),
-                Err(_) => false,
-            },
-            Kind::Ssha256 => salted::ssha256_verify(&raw, password),
-            Kind::Ssha512 => salted::ssha512_verify(&raw, password),
-            Kind::Pbkdf2 => salted::pbkdf2_verify(&raw, password),
-        })
+        match self.scheme.decode(self.value) {
+            Some(raw) => (self.scheme.def.verify)(&raw, password),
+            None => Ok(false),
+        }
     }
+}
+
+/// `(scheme name as written, value)`: the name between the braces, else the one Dovecot's
+/// `password_get_scheme` implies (MD5-CRYPT for a bare `$1$` value, CRYPT for any other).
+pub fn split(stored: &str) -> (&str, &str) {
+    if stored.starts_with("$1$") {
+        return ("MD5-CRYPT", stored);
+    }
+    stored
+        .strip_prefix('{')
+        .and_then(|rest| rest.split_once('}'))
+        .unwrap_or(("CRYPT", stored))
 }
 
 /// `count` characters of crypt's `./0-9A-Za-z` alphabet from the OS CSPRNG (Dovecot's salts).

@@ -229,3 +229,28 @@ fn crypt_refuses_characters_libxcrypt_refuses() {
     assert!(!verify("{CRYPT}$6$9y1kISSepD:S5wPf$zvc", b"test"));
     assert!(!verify("{CRYPT}$6$9y1kISSepDFS5wPf$zvc.n86gyyttXxXHgw6xrE5aJab8H1.YTs3.iuQHiVJxVvO9ouC0rLfPp2SE9vSAxA9GyxOwo176tNpeYoR4p/ ", b"test"));
 }
+
+#[test]
+fn the_table_is_sorted_and_each_name_parses_to_its_row() {
+    let names: Vec<&str> = TABLE.iter().map(|def| def.name).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(names, sorted);
+    for def in &TABLE {
+        let scheme = Scheme::parse(&def.name.to_ascii_lowercase()).unwrap();
+        assert_eq!(scheme.def.name, def.name);
+        assert_eq!(scheme.label, def.name);
+        assert_eq!(scheme.encoding, def.encoding);
+        assert_eq!(scheme.def.generate.is_none(), def.name == "CRYPT");
+    }
+}
+
+#[test]
+fn split_names_the_implied_scheme() {
+    assert_eq!(split("{SSHA256.hex}abc"), ("SSHA256.hex", "abc"));
+    assert_eq!(split("{}x"), ("", "x"));
+    assert_eq!(split("{PLAIN"), ("CRYPT", "{PLAIN"));
+    assert_eq!(split("$6$salt$hash"), ("CRYPT", "$6$salt$hash"));
+    assert_eq!(split("$1$salt$hash"), ("MD5-CRYPT", "$1$salt$hash"));
+}

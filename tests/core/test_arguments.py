@@ -27,7 +27,6 @@ BYTES_ARGUMENTS: list[tuple[str, tuple[Any, ...], tuple[int, ...]]] = [
     ("cram_md5_verify_prepared", (bytes(32), CHALLENGE, DIGEST), (0, 1)),
     ("apop_digest", (CHALLENGE, SECRET), (0, 1)),
     ("apop_verify", (CHALLENGE, SECRET, DIGEST), (0, 1)),
-    ("constant_time_eq", (b"a", b"a"), (0, 1)),
 ]
 
 STR_ARGUMENTS: list[tuple[str, tuple[Any, ...], tuple[int, ...]]] = [
@@ -118,6 +117,24 @@ def test_constant_time_eq(backend: ModuleType) -> None:
     assert backend.constant_time_eq(b"abc", b"abd") is False
     assert backend.constant_time_eq(b"abc", b"abcd") is False
     assert backend.constant_time_eq(b"\x00", b"") is False
+
+
+def test_constant_time_eq_takes_text_as_its_utf8_form(backend: ModuleType) -> None:
+    """Digests held as ``str`` compare without an ``encode()`` each (nor a copy in Rust)."""
+    assert backend.constant_time_eq(DIGEST, DIGEST.upper().lower()) is True
+    assert backend.constant_time_eq(DIGEST, DIGEST[:-1] + "0") is (DIGEST[-1] == "0")
+    assert backend.constant_time_eq("パス", "パス".encode()) is True
+    assert backend.constant_time_eq("é", b"\xe9") is False
+    assert backend.constant_time_eq("", b"") is True
+    with pytest.raises(UnicodeEncodeError):
+        backend.constant_time_eq("\ud800", "\ud800")
+
+
+@pytest.mark.parametrize("other", [None, 1, bytearray(b"a"), memoryview(b"a"), ["a"]])
+def test_constant_time_eq_refuses_other_types(backend: ModuleType, other: object) -> None:
+    for arguments in ((other, b"a"), (b"a", other), (other, "a")):
+        with pytest.raises(TypeError, match="must be bytes or str"):
+            backend.constant_time_eq(*arguments)
 
 
 def test_result_types(backend: ModuleType) -> None:

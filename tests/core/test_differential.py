@@ -152,6 +152,27 @@ def test_backends_decode_alike(rust_and_python: tuple[ModuleType, ModuleType], l
 
 
 @fixture_settings
+@given(
+    line=st.one_of(
+        base64_lines,
+        sasl_messages.map(base64.b64encode),
+        st.binary(max_size=20).map(base64.b64encode),
+    )
+)
+def test_decode_plain_is_the_two_calls_fused(
+    rust_and_python: tuple[ModuleType, ModuleType], line: bytes
+) -> None:
+    for backend in rust_and_python:
+
+        def two_calls(line: bytes, backend: ModuleType = backend) -> Any:
+            return backend.parse_plain(backend.decode_response(line))
+
+        assert outcome(backend.decode_plain, line) == outcome(two_calls, line), backend.__name__
+    rust, python = rust_and_python
+    assert outcome(rust.decode_plain, line) == outcome(python.decode_plain, line)
+
+
+@fixture_settings
 @given(message=sasl_messages)
 def test_backends_parse_alike(
     rust_and_python: tuple[ModuleType, ModuleType], message: bytes
@@ -398,3 +419,14 @@ def test_scheme_names_are_ascii_case_insensitive(
             UnsupportedScheme,
         ), backend.__name__
         assert outcome(backend.hash_password, b"test", name) == ("error", UnsupportedScheme)
+
+
+@settings(fixture_settings, max_examples=300)
+@given(name=scheme_names, value=stored_values, braces=st.booleans())
+def test_backends_parse_any_stored_value_alike(
+    rust_and_python: tuple[ModuleType, ModuleType], name: str, value: str, braces: bool
+) -> None:
+    rust, python = rust_and_python
+    stored = stored_with(name, value, braces)
+    assert outcome(rust.parse_stored, stored) == outcome(python.parse_stored, stored)
+    assert outcome(rust.scheme_info, name) == outcome(python.scheme_info, name)

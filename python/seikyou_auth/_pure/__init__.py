@@ -12,6 +12,8 @@ from seikyou_auth._pure._cram import (
 from seikyou_auth._pure._ct import constant_time_eq
 from seikyou_auth._pure._sasl import (
     LOGIN_CHALLENGES,
+    MAX_RESPONSE_OCTETS,
+    decode_plain,
     decode_response,
     encode_challenge,
     parse_cram_md5_response,
@@ -19,10 +21,17 @@ from seikyou_auth._pure._sasl import (
     parse_login_username,
     parse_plain,
 )
-from seikyou_auth._pure._schemes import SCHEMES, hash_password, verify_password
+from seikyou_auth._pure._schemes import (
+    SCHEMES,
+    hash_password,
+    parse_stored,
+    scheme_info,
+    verify_password,
+)
 
 __all__ = [
     "LOGIN_CHALLENGES",
+    "MAX_RESPONSE_OCTETS",
     "SCHEMES",
     "apop_digest",
     "apop_timestamp",
@@ -34,6 +43,7 @@ __all__ = [
     "cram_md5_response",
     "cram_md5_verify",
     "cram_md5_verify_prepared",
+    "decode_plain",
     "decode_response",
     "encode_challenge",
     "hash_password",
@@ -41,5 +51,7 @@ __all__ = [
     "parse_login_password",
     "parse_login_username",
     "parse_plain",
+    "parse_stored",
+    "scheme_info",
     "verify_password",
 ]

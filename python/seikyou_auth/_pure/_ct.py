@@ -30,8 +30,17 @@ def digest_bytes(digest: str) -> bytes | None:
     return bytes.fromhex(digest)
 
 
-def constant_time_eq(a: bytes, b: bytes) -> bool:
-    """True when ``a == b``; the time does not depend on where they differ."""
-    require_bytes(a, "a")
-    require_bytes(b, "b")
-    return hmac.compare_digest(a, b)
+def constant_time_eq(a: bytes | str, b: bytes | str) -> bool:
+    """True when ``a == b``; the time does not depend on where they differ.
+
+    Either side is ``bytes`` or ``str``; a ``str`` is compared as its UTF-8 form.
+    """
+    return hmac.compare_digest(_octets(a, "a"), _octets(b, "b"))
+
+
+def _octets(value: bytes | str, name: str) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    raise TypeError(f"{name} must be bytes or str, not {type(value).__name__}")

@@ -24,7 +24,7 @@ def decode_response(line: bytes) -> bytes:
     """
     require_bytes(line, "line")
     if len(line) > MAX_RESPONSE_OCTETS:
-        raise SaslError("response longer than 12288 octets")
+        raise SaslError(f"response longer than {MAX_RESPONSE_OCTETS} octets")
     if line == b"=":
         return b""
     if line == b"*":
@@ -110,3 +110,8 @@ def parse_cram_md5_response(message: bytes) -> tuple[str, str]:
     if len(digest) != 32 or digest.translate(None, _HEX_DIGITS):
         raise SaslError("CRAM-MD5 digest must be 32 hexadecimal digits")
     return _utf8(username, "CRAM-MD5 user name"), digest.decode("ascii").lower()
+
+
+def decode_plain(line: bytes) -> tuple[str, str, bytes]:
+    """``parse_plain(decode_response(line))`` in one call: the servers' PLAIN path."""
+    return parse_plain(decode_response(line))

@@ -33,24 +33,7 @@ from seikyou_auth._pure._cram import cram_md5_prepare
 from seikyou_auth._pure._ct import HEX_DIGITS, require_bytes, require_str
 from seikyou_auth.errors import UnsupportedScheme
 
-SCHEMES: tuple[str, ...] = (
-    "ARGON2ID",
-    "BLF-CRYPT",
-    "CLEAR",
-    "CRAM-MD5",
-    "PBKDF2",
-    "PLAIN",
-    "SHA256-CRYPT",
-    "SHA512-CRYPT",
-    "SSHA256",
-    "SSHA512",
-)
-
 DEFAULT_SCHEME = "SHA512-CRYPT"
-CRYPT_SCHEMES = frozenset({"CRYPT", "SHA256-CRYPT", "SHA512-CRYPT"})
-PLAINTEXT_SCHEMES = frozenset({"PLAIN", "CLEAR"})
-SLOW_SCHEMES = CRYPT_SCHEMES | {"BLF-CRYPT", "ARGON2ID", "PBKDF2"}
-_VERIFY_ONLY = frozenset({"CRYPT"})
 
 # Dovecot's defaults, as `doveadm pw` 2.3 produces them.
 SHA_CRYPT_ROUNDS = 5000
@@ -86,39 +69,43 @@ class Encoding(Enum):
     HEX = "hex"
 
 
+_SUFFIXES = {"B64": Encoding.BASE64, "BASE64": Encoding.BASE64, "HEX": Encoding.HEX}
+
+
 @dataclass(frozen=True)
 class SchemeName:
-    """A parsed ``SCHEME[.ENCODING]`` name."""
+    """A parsed ``SCHEME[.ENCODING]`` name: its row of ``TABLE`` and the encoding in use."""
 
-    name: str  # canonical upper case, without the suffix
+    scheme: SchemeDef
     encoding: Encoding
     explicit: bool  # the encoding came from a suffix rather than the scheme's default
     label: str  # how `doveadm pw` prints it between the braces
 
-
-_DEFAULT_ENCODING = {
-    "CRAM-MD5": Encoding.HEX,
-    "SSHA256": Encoding.BASE64,
-    "SSHA512": Encoding.BASE64,
-}
-_SUFFIXES = {"B64": Encoding.BASE64, "BASE64": Encoding.BASE64, "HEX": Encoding.HEX}
+    @property
+    def name(self) -> str:
+        return self.scheme.name
 
 
 def parse_scheme(text: str) -> SchemeName:
     """Parse a scheme name as Dovecot does; unknown name or suffix -> ``UnsupportedScheme``."""
     # Dovecot compares names in ASCII; str.upper() would make "pla\u0131n" PLAIN.
     if not text.isascii():
-        raise UnsupportedScheme(f"unsupported password scheme: {text}")
+        raise UnsupportedScheme(f"unsupported password scheme: {_lossy(text)}")
     base, dot, suffix = text.partition(".")
-    name = base.upper()
-    if name not in SCHEMES and name not in _VERIFY_ONLY:
+    scheme = _BY_NAME.get(base.upper())
+    if scheme is None:
         raise UnsupportedScheme(f"unsupported password scheme: {text}")
     if not dot:
-        return SchemeName(name, _DEFAULT_ENCODING.get(name, Encoding.NONE), False, name)
+        return SchemeName(scheme, scheme.encoding, False, scheme.name)
     encoding = _SUFFIXES.get(suffix.upper())
     if encoding is None:
         raise UnsupportedScheme(f"unsupported password scheme: {text}")
-    return SchemeName(name, encoding, True, f"{name}.{suffix.upper()}")
+    return SchemeName(scheme, encoding, True, f"{scheme.name}.{suffix.upper()}")
+
+
+def _lossy(text: str) -> str:
+    """``text`` with each octet of a lone surrogate's UTF-8 form replaced, as PyO3 shows it."""
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def split_stored(stored: str) -> tuple[str, str]:
@@ -155,9 +142,10 @@ def _decode_hex(data: bytes) -> bytes | None:
 def decode_stored(scheme: SchemeName, data: str) -> bytes | None:
     """The raw value behind the encoded stored data, or None when it cannot be decoded."""
     octets = data.encode("utf-8")
-    if scheme.name == "CRAM-MD5" and not scheme.explicit:
-        # Dovecot tells hex from base64 by length, falling back to base64.
-        raw = _decode_hex(octets) if len(octets) == 2 * CRAM_MD5_STATE_LEN else None
+    raw_len = scheme.scheme.raw_len
+    if scheme.encoding is Encoding.HEX and not scheme.explicit:
+        # Without a suffix Dovecot guesses: hex when the length fits the raw length, else base64.
+        raw = _decode_hex(octets) if raw_len and len(octets) == 2 * raw_len else None
         raw = raw if raw is not None else _decode_base64(octets)
     elif scheme.encoding is Encoding.HEX:
         raw = _decode_hex(octets)
@@ -165,7 +153,7 @@ def decode_stored(scheme: SchemeName, data: str) -> bytes | None:
         raw = _decode_base64(octets)
     else:
         raw = octets
-    if raw is not None and scheme.name == "CRAM-MD5" and len(raw) != CRAM_MD5_STATE_LEN:
+    if raw is not None and raw_len and len(raw) != raw_len:
         return None
     return raw
 
@@ -324,28 +312,36 @@ def _argon2_verify(raw: bytes, password: bytes) -> bool:
 # ---------------------------------------------------------------- per-scheme rules
 
 
-def _generate(name: str, password: bytes) -> bytes:
-    if name in PLAINTEXT_SCHEMES:
-        return password
-    if name == "CRAM-MD5":
-        return cram_md5_prepare(password)
-    if name in ("SSHA256", "SSHA512"):
+def _ssha_new(algorithm: str) -> Callable[[bytes], bytes]:
+    def generate(password: bytes) -> bytes:
         salt = secrets.token_bytes(SSHA_SALT_LEN)
-        return hashlib.new(name[1:].lower(), password + salt).digest() + salt
-    if name in ("SHA256-CRYPT", "SHA512-CRYPT"):
-        ident = "$5$" if name == "SHA256-CRYPT" else "$6$"
+        return hashlib.new(algorithm, password + salt).digest() + salt
+
+    return generate
+
+
+def _sha_crypt_new(ident: str) -> Callable[[bytes], bytes]:
+    def generate(password: bytes) -> bytes:
         result = sha_crypt(password, f"{ident}{_crypt_salt()}".encode("ascii"))
         assert result is not None
         return result
-    if name == "PBKDF2":
-        text_salt = _crypt_salt()
-        key = hashlib.pbkdf2_hmac("sha1", password, text_salt.encode("ascii"), PBKDF2_ROUNDS)
-        return f"$1${text_salt}${PBKDF2_ROUNDS}${key.hex()}".encode("ascii")
-    if name == "BLF-CRYPT":
-        bcrypt = _bcrypt()
-        hashed: bytes = bcrypt.hashpw(password[:_BCRYPT_MAX_PASSWORD], bcrypt.gensalt(BLF_COST))
-        return b"$2y$" + hashed[4:]  # the same algorithm; Dovecot (libxcrypt) writes $2y$
-    assert name == "ARGON2ID"
+
+    return generate
+
+
+def _pbkdf2_new(password: bytes) -> bytes:
+    text_salt = _crypt_salt()
+    key = hashlib.pbkdf2_hmac("sha1", password, text_salt.encode("ascii"), PBKDF2_ROUNDS)
+    return f"$1${text_salt}${PBKDF2_ROUNDS}${key.hex()}".encode("ascii")
+
+
+def _blf_crypt_new(password: bytes) -> bytes:
+    bcrypt = _bcrypt()
+    hashed: bytes = bcrypt.hashpw(password[:_BCRYPT_MAX_PASSWORD], bcrypt.gensalt(BLF_COST))
+    return b"$2y$" + hashed[4:]  # the same algorithm; Dovecot (libxcrypt) writes $2y$
+
+
+def _argon2id_new(password: bytes) -> bytes:
     argon2 = _argon2()
     hasher = argon2.PasswordHasher(
         time_cost=ARGON2_TIME_COST,
@@ -373,6 +369,8 @@ def _pbkdf2_verify(raw: bytes, password: bytes) -> bool:
 
 
 def _crypt_verify(raw: bytes, password: bytes) -> bool:
+    if not raw:
+        return False  # crypt(3) would "match" an empty hash; Dovecot refuses it
     if _is_bcrypt_format(raw):
         return _bcrypt_verify(raw, password)
     for prefix in _UNSUPPORTED_CRYPT:
@@ -382,32 +380,67 @@ def _crypt_verify(raw: bytes, password: bytes) -> bool:
     return computed is not None and hmac.compare_digest(computed, raw)
 
 
-def _ssha_verify(name: str, raw: bytes, password: bytes) -> bool:
-    algorithm = name[1:].lower()
+def _ssha_verify(algorithm: str) -> Callable[[bytes, bytes], bool]:
     size = hashlib.new(algorithm).digest_size
-    if len(raw) <= size:
-        return False
-    digest = hashlib.new(algorithm, password + raw[size:]).digest()
-    return hmac.compare_digest(digest, raw[:size])
+
+    def verify(raw: bytes, password: bytes) -> bool:
+        if len(raw) <= size:
+            return False
+        digest = hashlib.new(algorithm, password + raw[size:]).digest()
+        return hmac.compare_digest(digest, raw[:size])
+
+    return verify
 
 
-def _verify_raw(name: str, raw: bytes, password: bytes) -> bool:
-    if name in PLAINTEXT_SCHEMES:
-        return hmac.compare_digest(raw, password)
-    if name == "CRAM-MD5":
-        return hmac.compare_digest(raw, cram_md5_prepare(password))
-    if name in ("SSHA256", "SSHA512"):
-        return _ssha_verify(name, raw, password)
-    if name == "PBKDF2":
-        return _pbkdf2_verify(raw, password)
-    if not raw:
-        return False  # crypt(3) would "match" an empty hash; Dovecot refuses it
-    if name in CRYPT_SCHEMES:
-        return _crypt_verify(raw, password)
-    if name == "BLF-CRYPT":
-        return _is_bcrypt_format(raw) and _bcrypt_verify(raw, password)
-    assert name == "ARGON2ID"
-    return _argon2_verify(raw, password)
+def _plain_verify(raw: bytes, password: bytes) -> bool:
+    return hmac.compare_digest(raw, password)
+
+
+def _cram_md5_verify(raw: bytes, password: bytes) -> bool:
+    return hmac.compare_digest(raw, cram_md5_prepare(password))
+
+
+def _blf_crypt_verify(raw: bytes, password: bytes) -> bool:
+    return _is_bcrypt_format(raw) and _bcrypt_verify(raw, password)
+
+
+# ---------------------------------------------------------------- the scheme table
+
+
+@dataclass(frozen=True)
+class SchemeDef:
+    """One password scheme, as a row of Dovecot's ``builtin_schemes[]`` (the core's ``TABLE``)."""
+
+    name: str  # upper case, as Dovecot writes it in front of a new hash
+    encoding: Encoding  # of a stored value whose scheme name has no suffix
+    raw_len: int  # the decoded value's length where the scheme fixes it, else 0
+    slow: bool  # worth a hashing thread (the core releases the GIL for these)
+    cost: int  # verify cost rank, cheapest 0, at Dovecot's default parameters
+    generate: Callable[[bytes], bytes] | None  # None: verify-only
+    verify: Callable[[bytes, bytes], bool]  # decoded stored value, password
+
+
+# Cost ranks by the verify time of each scheme at Dovecot's default parameters (docs/accounts.md,
+# password scheme benchmarks); unprefixed CRYPT values are mostly $6$. Sorted by name.
+TABLE: tuple[SchemeDef, ...] = (
+    SchemeDef("ARGON2ID", Encoding.NONE, 0, True, 6, _argon2id_new, _argon2_verify),
+    SchemeDef("BLF-CRYPT", Encoding.NONE, 0, True, 4, _blf_crypt_new, _blf_crypt_verify),
+    SchemeDef("CLEAR", Encoding.NONE, 0, False, 0, bytes, _plain_verify),
+    SchemeDef(
+        "CRAM-MD5", Encoding.HEX, CRAM_MD5_STATE_LEN, False, 0, cram_md5_prepare, _cram_md5_verify
+    ),
+    # crypt(3) as Dovecot calls it for a passdb value without a {SCHEME} prefix.
+    SchemeDef("CRYPT", Encoding.NONE, 0, True, 5, None, _crypt_verify),
+    SchemeDef("PBKDF2", Encoding.NONE, 0, True, 2, _pbkdf2_new, _pbkdf2_verify),
+    SchemeDef("PLAIN", Encoding.NONE, 0, False, 0, bytes, _plain_verify),
+    # Dovecot hands CRYPT, SHA256-CRYPT and SHA512-CRYPT values alike to crypt(3), by prefix.
+    SchemeDef("SHA256-CRYPT", Encoding.NONE, 0, True, 3, _sha_crypt_new("$5$"), _crypt_verify),
+    SchemeDef("SHA512-CRYPT", Encoding.NONE, 0, True, 5, _sha_crypt_new("$6$"), _crypt_verify),
+    SchemeDef("SSHA256", Encoding.BASE64, 0, False, 1, _ssha_new("sha256"), _ssha_verify("sha256")),
+    SchemeDef("SSHA512", Encoding.BASE64, 0, False, 1, _ssha_new("sha512"), _ssha_verify("sha512")),
+)
+_BY_NAME = {scheme.name: scheme for scheme in TABLE}
+SCHEMES: tuple[str, ...] = tuple(scheme.name for scheme in TABLE if scheme.generate is not None)
 
 
 # ---------------------------------------------------------------- public API
@@ -418,10 +451,11 @@ def hash_password(password: bytes, scheme: str = DEFAULT_SCHEME) -> str:
     require_bytes(password, "password")
     require_str(scheme, "scheme")
     parsed = parse_scheme(scheme)
-    if parsed.name in _VERIFY_ONLY:
+    generate = parsed.scheme.generate
+    if generate is None:
         raise UnsupportedScheme(f"unsupported password scheme: {scheme}")
-    raw = _generate(parsed.name, password)
-    if parsed.encoding is Encoding.NONE and parsed.name in PLAINTEXT_SCHEMES:
+    raw = generate(password)
+    if parsed.encoding is Encoding.NONE:
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -438,4 +472,35 @@ def verify_password(stored: str, password: bytes) -> bool:
     raw = decode_stored(parsed, data)
     if raw is None:
         return False
-    return _verify_raw(parsed.name, raw, password)
+    return parsed.scheme.verify(raw, password)
+
+
+def scheme_info(name: str) -> tuple[str, str, str, int, bool, int, bool]:
+    """``(name, label, encoding, raw length or 0, slow, cost rank, can generate)`` of a scheme
+    name with its optional encoding suffix: its row of the scheme table."""
+    require_str(name, "name")
+    parsed = parse_scheme(name)
+    row = parsed.scheme
+    return (
+        row.name,
+        parsed.label,
+        parsed.encoding.value,
+        row.raw_len,
+        row.slow,
+        row.cost,
+        row.generate is not None,
+    )
+
+
+def parse_stored(stored: str) -> tuple[str, bytes | None]:
+    """``(scheme name as written, decoded value)``; the value is None when the scheme is unknown
+    or the stored text cannot be decoded (or has no UTF-8 form). Never raises for what the text
+    holds: callers judge the name with ``scheme_info``."""
+    require_str(stored, "stored")
+    scheme_text, data = split_stored(stored)
+    try:
+        return scheme_text, decode_stored(parse_scheme(scheme_text), data)
+    except UnsupportedScheme:
+        return _lossy(scheme_text), None
+    except UnicodeEncodeError:
+        return scheme_text, None

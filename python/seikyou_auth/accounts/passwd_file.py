@@ -25,9 +25,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seikyou_auth._pure._schemes import parse_scheme, split_stored
 from seikyou_auth.accounts.model import Account
 from seikyou_auth.errors import StoreUnavailable, UnsupportedScheme
+from seikyou_auth.schemes import stored_scheme
 
 __all__ = [
     "MalformedLine",
@@ -96,7 +96,7 @@ def parse_line(line: str, domain: str | None) -> Account:
         raise MalformedLine("user name must be letters, digits and . _ + - (optionally @domain)")
     password = fields[1]
     try:
-        parse_scheme(split_stored(password)[0])
+        stored_scheme(password)
     except UnsupportedScheme:
         raise MalformedLine("unsupported password scheme") from None
     uid, gid, gecos, home, shell = (fields[2:_FIXED_FIELDS] + [""] * 5)[:5]

@@ -39,6 +39,7 @@ from seikyou_auth.accounts import AccountStore
 from seikyou_auth.sasl import Authenticator, Challenge, FailureReason, SaslServer, Success
 from seikyou_auth.server.config import DOVECOT_FAILURE_DELAYS  # re-exported: part of this API
 from seikyou_auth.server.policy import FailureDelay, Policy, log_login_attempt
+from seikyou_auth.server.smtp import replies
 
 __all__ = [
     "DOVECOT_FAILURE_DELAYS",
@@ -47,14 +48,18 @@ __all__ = [
     "SeikyouAuthSMTP",
 ]
 
-MAX_RESPONSE_OCTETS = 12288
+MAX_RESPONSE_OCTETS: int = seikyou_auth.MAX_RESPONSE_OCTETS
 """RFC 4954 §4: the longest AUTH response line a server must accept, without CRLF."""
 
+# The server's replies, as aiosmtpd's push() takes them (text without the line end).
 _FAILURE_REPLIES = {
-    FailureReason.CREDENTIALS: "535 5.7.8 Authentication credentials invalid",
-    FailureReason.MALFORMED: "501 5.5.2 Malformed authentication data",
-    FailureReason.CANCELLED: "501 5.7.0 Authentication cancelled",
-    FailureReason.UNAVAILABLE: "454 4.7.0 Temporary authentication failure",
+    reason: reply.decode("ascii").removesuffix("\r\n")
+    for reason, reply in (
+        (FailureReason.CREDENTIALS, replies.AUTH_FAILED),
+        (FailureReason.MALFORMED, replies.AUTH_MALFORMED),
+        (FailureReason.CANCELLED, replies.AUTH_CANCELLED),
+        (FailureReason.UNAVAILABLE, replies.AUTH_UNAVAILABLE),
+    )
 }
 
 _TLS_EXTRA_INFO = ("sslcontext", "ssl_object", "peercert", "cipher", "compression")

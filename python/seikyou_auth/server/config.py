@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import seikyou_auth
 from seikyou_auth.accounts.password_query import PasswordQueryError, parse_password_query
+from seikyou_auth.sasl import MECHANISMS
 
 __all__ = [
     "DEFAULT_LISTENERS",
@@ -39,7 +40,6 @@ __all__ = [
 
 CLEARTEXT_SETTINGS = ("always", "tls-or-trusted", "never")
 TLS_MODES = ("none", "starttls", "implicit")
-MECHANISM_NAMES = ("CRAM-MD5", "PLAIN", "LOGIN")
 DOVECOT_FAILURE_DELAYS = (2.0, 4.0, 8.0, 15.0)
 LISTENER_PROTOCOLS = ("smtp", "pop3", "auth")
 # Dovecot's default for its auth sockets: only the owner may connect.
@@ -73,7 +73,7 @@ class ListenerConfig:
 
 @dataclass(frozen=True)
 class SmtpConfig:
-    auth_mechanisms: tuple[str, ...] = MECHANISM_NAMES
+    auth_mechanisms: tuple[str, ...] = MECHANISMS
     cleartext_auth: str = "tls-or-trusted"
     sender_login_check: bool = True
     max_message_size: int = 26_214_400
@@ -88,7 +88,7 @@ class SmtpConfig:
 
 @dataclass(frozen=True)
 class Pop3Config:
-    auth_mechanisms: tuple[str, ...] = MECHANISM_NAMES
+    auth_mechanisms: tuple[str, ...] = MECHANISMS
     apop: bool = True
     cleartext_auth: str = "tls-or-trusted"
 
@@ -354,11 +354,11 @@ def _queue(reader: _Reader) -> QueueConfig:
 
 
 def _default_scheme(reader: _Reader) -> str:
-    from seikyou_auth._pure._schemes import parse_scheme
+    from seikyou_auth.schemes import SchemeInfo
 
     name = reader.text("default_scheme", DEFAULT_SCHEME)
     try:
-        known = parse_scheme(name).name in seikyou_auth.SCHEMES
+        known = SchemeInfo(*seikyou_auth.scheme_info(name)).can_generate
     except seikyou_auth.UnsupportedScheme:
         known = False
     if not known:
@@ -676,12 +676,12 @@ class _Reader:
         return list(value)
 
     def mechanisms(self, key: str) -> tuple[str, ...]:
-        names = [name.upper() for name in self.str_list(key, list(MECHANISM_NAMES))]
+        names = [name.upper() for name in self.str_list(key, list(MECHANISMS))]
         for name in names:
-            if name not in MECHANISM_NAMES:
+            if name not in MECHANISMS:
                 raise ConfigError(
                     f"{self.where(key)}: unknown mechanism {name!r} "
-                    f"(supported: {', '.join(MECHANISM_NAMES)})"
+                    f"(supported: {', '.join(MECHANISMS)})"
                 )
         if len(set(names)) != len(names):
             raise ConfigError(f"{self.where(key)}: a mechanism is listed twice")

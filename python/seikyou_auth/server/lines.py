@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import seikyou_auth
+
 __all__ = [
     "AUTH_COMMAND_MAX",
     "LINES_PER_TURN",
@@ -28,7 +30,7 @@ __all__ = [
 ]
 
 # RFC 4954 §4 and RFC 5034 §4: a SASL response line of 12288 octets plus CRLF.
-SASL_RESPONSE_MAX = 12288 + 2
+SASL_RESPONSE_MAX = seikyou_auth.MAX_RESPONSE_OCTETS + 2
 # An AUTH command carries its initial response on the command line itself.
 AUTH_COMMAND_MAX = len(b"AUTH CRAM-MD5 ") + SASL_RESPONSE_MAX
 

@@ -16,6 +16,8 @@ AUTH_ENCRYPTION_REQUIRED = (
 )
 AUTH_UNKNOWN_MECHANISM = b"504 5.5.4 Unrecognized authentication type\r\n"
 AUTH_BAD_BASE64 = b"501 5.5.2 Cannot decode response\r\n"
+# The aiosmtpd integration's answer to any malformed SASL data (the server's is AUTH_BAD_BASE64).
+AUTH_MALFORMED = b"501 5.5.2 Malformed authentication data\r\n"
 AUTH_CANCELLED = b"501 5.7.0 Authentication cancelled\r\n"
 AUTH_UNAVAILABLE = b"454 4.7.0 Temporary authentication failure\r\n"
 AUTH_TWICE = b"503 5.5.1 Already authenticated\r\n"
