@@ -38,9 +38,12 @@ class Received:
 
 @dataclass
 class SinkHandler:
-    """Answers RCPT with ``rcpt_reply`` (or 250) and records what DATA brings."""
+    """Answers RCPT with ``rcpt_reply`` (or 250; always 250 to a "pass" address, and the
+    reply of ``rcpt_replies`` to an address starting with one of its keys), and records
+    what DATA brings."""
 
     rcpt_reply: str | None = None
+    rcpt_replies: dict[str, str] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     sessions: int = 0
     # Set when a DATA arrives; the answer then waits ``data_delay`` seconds.
@@ -50,6 +53,9 @@ class SinkHandler:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
+        for prefix, reply in self.rcpt_replies.items():
+            if address.startswith(prefix):
+                return reply
         if self.rcpt_reply is not None and "pass" not in address:
             return self.rcpt_reply
         envelope.rcpt_tos.append(address)
@@ -100,15 +106,16 @@ def queue_server(tmp_path: Path, settings: dict[str, Any]) -> Iterator[RunningSe
         yield server
 
 
-def submit(
-    server: RunningServer,
-    recipients: list[str],
-    subject: str = "out",
-) -> None:
-    context = ssl.create_default_context(cafile=str(server.config.tls_cert))
+def submit(server: RunningServer, recipients: list[str], subject: str = "out") -> None:
+    submit_to(server.port("smtp"), server.config.tls_cert, recipients, subject)
+
+
+def submit_to(port: int, cert: Path, recipients: list[str], subject: str = "out") -> None:
+    """Submission with STARTTLS (trusting the server's generated certificate) and PLAIN."""
+    context = ssl.create_default_context(cafile=str(cert))
     context.check_hostname = False
     message = f"From: <{LOCAL_SENDER}>\r\nSubject: {subject}\r\n\r\nhello\r\n"
-    with smtplib.SMTP("127.0.0.1", server.port("smtp"), timeout=30) as client:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
         client.starttls(context=context)
         client.login(LOCAL_SENDER, PASSWORD)
         assert client.sendmail(LOCAL_SENDER, recipients, message) == {}

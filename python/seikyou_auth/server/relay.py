@@ -26,6 +26,7 @@ from pathlib import Path
 
 from seikyou_auth.accounts import AccountStore
 from seikyou_auth.errors import StoreUnavailable
+from seikyou_auth.server import metrics
 from seikyou_auth.server.config import Config, relay_address
 from seikyou_auth.server.dsn import Failure, delivery_status_notification
 from seikyou_auth.server.maildir import MaildirStore
@@ -127,6 +128,7 @@ class Relay:
         now = time.time()
         delivered = len(envelope.recipients) - len(outcome.refused) - len(outcome.retry)
         if delivered:
+            metrics.MESSAGES.inc("relayed")
             log.info(
                 "relayed %s from=%s recipients=%d", queued.id, quote(envelope.sender), delivered
             )
@@ -157,16 +159,20 @@ class Relay:
             retry = ()
         if failures:
             try:
-                await self._return_to_sender(queued, failures)
+                returned = await self._return_to_sender(queued, failures)
             except StoreUnavailable as error:
                 # Nothing returned and nothing removed: the whole message is tried again.
                 reason = f"cannot return to sender: account store unavailable ({error})"
                 await asyncio.to_thread(self._defer, queued, envelope.recipients, reason)
+                metrics.MESSAGES.inc("deferred")
                 return f"deferred: {reason}"
+            if returned:
+                metrics.MESSAGES.inc("bounced")
         if not retry:
             await asyncio.to_thread(self.queue.remove, queued.path)
             return "bounced" if failures else "relayed"
         await asyncio.to_thread(self._defer, queued, retry, outcome.error)
+        metrics.MESSAGES.inc("deferred")
         return f"deferred: {outcome.error}"
 
     def _defer(self, queued: QueuedMessage, retry: tuple[str, ...], error: str) -> None:
@@ -233,17 +239,18 @@ class Relay:
 
     # ------------------------------------------------------------ bounces
 
-    async def _return_to_sender(self, queued: QueuedMessage, failures: list[Failure]) -> None:
+    async def _return_to_sender(self, queued: QueuedMessage, failures: list[Failure]) -> bool:
         """The report, durably placed; or the failed copy in ``queue/failed`` when none may go.
 
-        ``StoreUnavailable`` when a local sender cannot be looked up (nothing placed then).
+        True when a report went out. ``StoreUnavailable`` when a local sender cannot be
+        looked up (nothing placed then).
         """
         sender = queued.envelope.sender
         failed = tuple(failure.recipient for failure in failures)
         if not sender:
             log.error("%s from <> undeliverable: no report to <>; kept in queue/failed", queued.id)
             await asyncio.to_thread(self._keep_failed_copy, queued, failed)
-            return
+            return False
         report = delivery_status_notification(
             reporting_host=self.config.hostname,
             recipient=sender,
@@ -253,9 +260,10 @@ class Relay:
         )
         if not self._is_local(sender):
             path = await asyncio.to_thread(self.queue.enqueue, Envelope("", (sender,)), report)
+            metrics.MESSAGES.inc("queued")
             self.queue.changed.set()
             log.info("bounce %s for %s queued as %s", queued.id, quote(sender), path.name)
-            return
+            return True
         account = await self.store.lookup(self._local_mailbox(sender))
         if account is None:
             log.error(
@@ -264,9 +272,10 @@ class Relay:
                 quote(sender),
             )
             await asyncio.to_thread(self._keep_failed_copy, queued, failed)
-            return
+            return False
         await asyncio.to_thread(self.maildirs.deliver, account.name, report)
         log.info("bounce %s delivered to local sender %s", queued.id, quote(sender))
+        return True
 
     def _keep_failed_copy(self, queued: QueuedMessage, recipients: tuple[str, ...]) -> None:
         envelope = queued.envelope
