@@ -427,35 +427,6 @@ def _accounts(reader: _Reader) -> AccountsConfig:
     )
 
 
-def _queue(reader: _Reader) -> QueueConfig:
-    default = QueueConfig()
-    reader.reject_unknown(set(QueueConfig.__dataclass_fields__))
-    return QueueConfig(max_lifetime=reader.seconds("max_lifetime", default.max_lifetime))
-
-
-def _default_scheme(reader: _Reader) -> str:
-    from seikyou_auth._pure._schemes import parse_scheme
-
-    name = reader.text("default_scheme", DEFAULT_SCHEME)
-    try:
-        known = parse_scheme(name).name in seikyou_auth.SCHEMES
-    except seikyou_auth.UnsupportedScheme:
-        known = False
-    if not known:
-        raise ConfigError(
-            f"{reader.where('default_scheme')}: unsupported password scheme {name!r}"
-            " (seikyou-auth pw -l lists them)"
-        )
-    return name
-
-
-def _tls_may_generate(reader: _Reader, base: Path, data_dir: Path) -> bool:
-    generated = data_dir / "tls"
-    cert = reader.path("tls_cert", base, str(generated / "cert.pem"))
-    key = reader.path("tls_key", base, str(generated / "key.pem"))
-    return cert == generated / "cert.pem" and key == generated / "key.pem"
-
-
 def _limits(reader: _Reader) -> Limits:
     default = Limits()
     reader.reject_unknown(set(Limits.__dataclass_fields__))
