@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
 import asyncpg
 import pytest
-from pgkit import DOMAIN, started_store
+from pgkit import DOMAIN, execute, started_store, until
 
 import seikyou_auth
+from seikyou_auth.accounts.postgresql import PostgresqlStore
 from seikyou_auth.errors import StoreUnavailable
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "dovecot_hashes.json"
@@ -134,6 +137,63 @@ def test_a_query_postgresql_rejects_is_a_temporary_failure(postgresql_dsn: str) 
         try:
             with pytest.raises(StoreUnavailable):
                 await store.lookup("ma10001a")
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+# The trigger docs/accounts-postgresql.md gives for a Dovecot-style table.
+USERS_TRIGGER = """
+CREATE FUNCTION users_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM pg_notify('seikyou_accounts', OLD.userid || '@' || OLD.domain);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        PERFORM pg_notify('seikyou_accounts', NEW.userid || '@' || NEW.domain);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER users_changed AFTER INSERT OR UPDATE OR DELETE ON users
+    FOR EACH ROW EXECUTE FUNCTION users_changed();
+"""
+
+
+def test_own_table_changes_reach_the_cache_by_cli_notify_or_trigger(
+    tmp_path: Path, postgresql_dsn: str
+) -> None:
+    config = tmp_path / "seikyou.toml"
+    config.write_text(
+        f'domain = "{DOMAIN}"\ndata_dir = "{tmp_path / "data"}"\n[accounts]\n'
+        f'store = "postgresql"\ndsn = "{postgresql_dsn}"\n'
+        f'password_query = "{DOVECOT_QUERY}"\n'
+    )
+
+    def cli_notify(name: str) -> None:
+        command = [sys.executable, "-m", "seikyou_auth", "accounts", "notify", name]
+        subprocess.run([*command, "--config", str(config)], check=True, capture_output=True)
+
+    async def password_of(store: PostgresqlStore, name: str) -> str | None:
+        account = await store.lookup(name)
+        return None if account is None else account.password
+
+    async def scenario() -> None:
+        await load_users(postgresql_dsn, [("ma10001a", DOMAIN, "{PLAIN}one")])
+        store = await started_store(postgresql_dsn, password_query=DOVECOT_QUERY)
+        try:
+            assert await password_of(store, "ma10001a") == "{PLAIN}one"
+            await execute(postgresql_dsn, "UPDATE users SET password = '{PLAIN}two'")
+            assert await password_of(store, "ma10001a") == "{PLAIN}one"  # cached, no notice
+            await asyncio.to_thread(cli_notify, "ma10001a")
+            assert await until(lambda: store.cache.get("ma10001a") is None, 1.0)
+            assert await password_of(store, "ma10001a") == "{PLAIN}two"
+
+            await execute(postgresql_dsn, USERS_TRIGGER)
+            await execute(postgresql_dsn, "UPDATE users SET password = '{PLAIN}three'")
+            assert await until(lambda: store.cache.get("ma10001a") is None, 1.0)
+            assert await password_of(store, "ma10001a") == "{PLAIN}three"
         finally:
             await store.close()
 

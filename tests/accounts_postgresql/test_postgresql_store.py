@@ -84,16 +84,20 @@ def test_a_bad_stored_value_is_a_temporary_failure_for_that_account_only(
         )
         store = await started_store(postgresql_dsn)
         try:
-            with pytest.raises(StoreUnavailable, match="unsupported scheme"):
-                await store.lookup("broken")
-            assert await store.lookup("fine") is not None
+            for _ in range(3):
+                with pytest.raises(StoreUnavailable, match="unsupported scheme"):
+                    await store.lookup("broken")
+                assert await store.lookup("fine") is not None
         finally:
             await store.close()
 
-    with caplog.at_level(logging.ERROR, logger="seikyou_auth.accounts.postgresql"):
+    with caplog.at_level(logging.WARNING, logger="seikyou_auth.accounts.postgresql"):
         asyncio.run(scenario())
-    assert any('account "broken"' in record.getMessage() for record in caplog.records)
-    assert not any("abc" in record.getMessage() for record in caplog.records)
+    messages = [record.getMessage() for record in caplog.records]
+    # Logged once (a minute), not once per login; the database itself never failed.
+    assert sum('account "broken"' in message for message in messages) == 1
+    assert not any("answers again" in message for message in messages)
+    assert not any("abc" in message for message in messages)
 
 
 def test_an_unmigrated_database_says_to_migrate(postgresql_dsn: str) -> None:

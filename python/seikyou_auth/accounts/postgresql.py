@@ -59,7 +59,10 @@ _LISTENER_LOST = "PostgreSQL change listener lost; account cache bypassed until 
 
 
 class _TroubleLog:
-    """Each distinct trouble logged at once, then at most once a minute; recovery once."""
+    """Each distinct trouble logged at once, then at most once a minute. ``recovered`` ends
+    an outage (logged once); troubles of single accounts never do, the database answered."""
+
+    _MAX_REMEMBERED = 1000  # distinct troubles; beyond that they are forgotten and logged anew
 
     def __init__(self) -> None:
         self._last: dict[str, float] = {}
@@ -67,6 +70,8 @@ class _TroubleLog:
     def note(self, trouble: str) -> None:
         now = time.monotonic()
         if now - self._last.get(trouble, -_LOG_REPEAT_SECONDS) >= _LOG_REPEAT_SECONDS:
+            if len(self._last) >= self._MAX_REMEMBERED:
+                self._last.clear()
             self._last[trouble] = now
             logger.error("%s; logins are answered 'try again later'", trouble)
 
@@ -125,7 +130,8 @@ class PostgresqlStore:
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncio.Task[None] | None = None
         self._listening_changed = asyncio.Event()
-        self._troubles = _TroubleLog()
+        self._outage = _TroubleLog()
+        self._bad_accounts = _TroubleLog()
 
     def __repr__(self) -> str:
         source = "password_query" if self.query is not None else ACCOUNTS_TABLE
@@ -203,9 +209,9 @@ class PostgresqlStore:
                     rows = await self._pool.fetch(sql, *arguments)
         except DATABASE_ERRORS as error:
             trouble = _describe(error, self.query_timeout)
-            self._troubles.note(trouble)
+            self._outage.note(trouble)
             raise StoreUnavailable(trouble) from None
-        self._troubles.recovered()
+        self._outage.recovered()
         return self._account(name, rows)
 
     def _account(self, name: str, rows: list[asyncpg.Record]) -> Account | None:
@@ -235,7 +241,7 @@ class PostgresqlStore:
 
     def _bad_account(self, name: str, why: str) -> StoreUnavailable:
         trouble = f"PostgreSQL account store: account {quote(name)}: {why}"
-        self._troubles.note(trouble)
+        self._bad_accounts.note(trouble)
         return StoreUnavailable(trouble)
 
     def _on_notify(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
