@@ -13,11 +13,13 @@ import contextlib
 import poplib
 import socket
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from serverkit import DOMAIN, free_ports, serve_subprocess, write_config, write_passwd
 from support.redis import RedisServer
 
@@ -71,6 +73,24 @@ def login(node: Node, user: str = "ma10001a", password: str | None = None) -> So
         client.close()
         raise
     return client
+
+
+def failed_login(node: Node, source: str, user: str = "ma10001a", password: str = "wrong") -> float:
+    """A login that must fail with ``[AUTH]``; how long the answer took (the penalty)."""
+    client = client_pop3(node, source)
+    started = time.monotonic()
+    with pytest.raises(poplib.error_proto) as refused:
+        client.apop(user, password)
+    elapsed = time.monotonic() - started
+    client.close()
+    assert b"[AUTH]" in refused.value.args[0]
+    return elapsed
+
+
+def refused_in_use(node: Node) -> None:
+    with pytest.raises(poplib.error_proto) as refused:
+        login(node)
+    assert b"[IN-USE]" in refused.value.args[0]
 
 
 def node_settings(

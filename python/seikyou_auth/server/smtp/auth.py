@@ -97,7 +97,7 @@ async def _exchange(session: Session, mechanism: str, initial: bytes | None) -> 
     log(outcome.reason.value)
     if outcome.reason is FailureReason.CREDENTIALS:
         session.flush()
-        await ctx.failure_delay.failed(session.peer)
+        await ctx.failure_delay.failed(session.peer, outcome.username)
     elif outcome.reason is FailureReason.UNAVAILABLE:
         session.flush()
         await ctx.failure_delay.hold(session.peer)
