@@ -261,6 +261,7 @@ def log_login_attempt(
     *,
     elapsed_ms: int | None = None,
     service: str | None = None,
+    scheme_mismatch: str | None = None,
 ) -> None:
     """The one log line per login attempt (logfmt). Never pass a secret: only names and outcomes.
 
@@ -281,5 +282,7 @@ def log_login_attempt(
         fields.append(f"ms={elapsed_ms}")
     if service is not None:
         fields.append(f"service={quoted(service)}")
+    if scheme_mismatch is not None:  # for the operator only (server/scheme_mismatch.py)
+        fields.append(f"reason=stored-scheme-cannot-answer scheme={_word(scheme_mismatch)}")
     fields.append("user=-" if username is None else f"user={quoted(username)}")
     login_log.info("%s", " ".join(fields))

@@ -15,6 +15,7 @@ from seikyou_auth.server.mailbox import Mailbox, MailboxLocked
 from seikyou_auth.server.policy import log_login_attempt
 from seikyou_auth.server.pop3 import replies
 from seikyou_auth.server.pop3.session import Session, State
+from seikyou_auth.server.scheme_mismatch import stored_scheme_mismatch
 
 __all__ = ["apop", "auth", "capa", "pass_", "stls", "user"]
 
@@ -172,7 +173,8 @@ async def _finish(
 ) -> None:
     """Answer a completed credential check: delay failures, lock the mailbox on success."""
     if account is None:
-        _log(session, name, mechanism, FailureReason.CREDENTIALS.value, started)
+        mismatch = await stored_scheme_mismatch(session.ctx.store, name, mechanism)
+        _log(session, name, mechanism, FailureReason.CREDENTIALS.value, started, mismatch)
         await session.ctx.failure_delay.failed(session.peer, name)
         await session.send(_AUTH_FAILED)
         return
@@ -228,10 +230,18 @@ def _log(
     mechanism: str,
     result: str,
     started: float | None = None,
+    scheme_mismatch: str | None = None,
 ) -> None:
     elapsed_ms = None if started is None else int((time.monotonic() - started) * 1000)
     log_login_attempt(
-        "pop3", name, mechanism, session.peer, session.tls_active, result, elapsed_ms=elapsed_ms
+        "pop3",
+        name,
+        mechanism,
+        session.peer,
+        session.tls_active,
+        result,
+        elapsed_ms=elapsed_ms,
+        scheme_mismatch=scheme_mismatch,
     )
 
 

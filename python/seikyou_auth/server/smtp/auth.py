@@ -16,6 +16,7 @@ from seikyou_auth.sasl import (
 )
 from seikyou_auth.server.lines import SASL_RESPONSE_MAX, LineTooLong
 from seikyou_auth.server.policy import log_login_attempt
+from seikyou_auth.server.scheme_mismatch import stored_scheme_mismatch
 from seikyou_auth.server.smtp import replies
 from seikyou_auth.server.smtp.session import Session
 
@@ -65,7 +66,7 @@ async def _exchange(session: Session, mechanism: str, initial: bytes | None) -> 
     sasl = SaslServer(mechanism, ctx.authenticator, ctx.hostname, client=session.peer)
     started = time.monotonic()
 
-    def log(result: str) -> None:
+    def log(result: str, scheme_mismatch: str | None = None) -> None:
         elapsed_ms = int((time.monotonic() - started) * 1000)
         log_login_attempt(
             "smtp",
@@ -75,6 +76,7 @@ async def _exchange(session: Session, mechanism: str, initial: bytes | None) -> 
             session.tls_active,
             result,
             elapsed_ms=elapsed_ms,
+            scheme_mismatch=scheme_mismatch,
         )
 
     outcome = await sasl.start(initial)
@@ -94,7 +96,10 @@ async def _exchange(session: Session, mechanism: str, initial: bytes | None) -> 
         session.reply(replies.AUTH_OK)
         return
     assert isinstance(outcome, Failure)
-    log(outcome.reason.value)
+    mismatch = None
+    if outcome.reason is FailureReason.CREDENTIALS:
+        mismatch = await stored_scheme_mismatch(ctx.store, outcome.username, mechanism)
+    log(outcome.reason.value, mismatch)
     if outcome.reason is FailureReason.CREDENTIALS:
         session.flush()
         await ctx.failure_delay.failed(session.peer, outcome.username)
