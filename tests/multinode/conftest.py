@@ -1,4 +1,5 @@
-"""A real redis-server per test (``redis``), from ``tests/support/redis.py``."""
+"""A real redis-server per test (``redis``, ``tests/support/redis.py``) and a fresh database on
+the session's real PostgreSQL (``postgresql_dsn``, ``tests/support/postgresql.py``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.postgresql import postgresql_dsn, postgresql_session
 from support.redis import RedisServer, redis_server
+
+__all__ = ["postgresql_dsn", "postgresql_session", "redis"]
 
 
 @pytest.fixture

@@ -1,8 +1,11 @@
-"""Two ``seikyou-auth serve`` processes ("nodes") sharing one Redis and one data tree.
+"""Two ``seikyou-auth serve`` processes ("nodes") sharing one Redis, one PostgreSQL and one
+data tree.
 
-``two_nodes(tmp_path, redis)`` starts node A on 127.0.0.2 and node B on 127.0.0.3, each
-with an MX (25-style, no TLS needed) and a POP3 listener, one passwd-file, one maildir tree
-and the same service host name, as nodes behind one DNS name would be. No trusted networks,
+``two_nodes(tmp_path, redis, dsn)`` starts node A on 127.0.0.2 and node B on 127.0.0.3, each
+with an MX (25-style, no TLS needed) and a POP3 listener, the accounts in one PostgreSQL
+database (loaded with ``accounts migrate`` and ``accounts import``, as an operator moving from
+a passwd-file does), one maildir tree and the same service host name, as nodes behind one DNS
+name would be. No trusted networks,
 so every client is penalised as an Internet client is. Clients bind their own source address
 (``client_pop3``) so the nodes see one attacker or subscriber coming back.
 """
@@ -13,6 +16,7 @@ import contextlib
 import poplib
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -42,6 +46,10 @@ class Node:
     pop3_port: int
     directory: Path
     process: subprocess.Popen[str]
+
+    @property
+    def config(self) -> Path:
+        return self.directory / "seikyou.toml"
 
     @property
     def log_text(self) -> str:
@@ -87,10 +95,37 @@ def failed_login(node: Node, source: str, user: str = "ma10001a", password: str 
     return elapsed
 
 
+def accepts(node: Node, user: str, password: str, source: str) -> bool:
+    """Whether a login succeeds (``[AUTH]`` is the only refusal expected)."""
+    client = client_pop3(node, source)
+    try:
+        client.apop(user, password)
+    except poplib.error_proto as refused:
+        client.close()
+        assert b"[AUTH]" in refused.args[0]
+        return False
+    client.quit()
+    return True
+
+
 def refused_in_use(node: Node) -> None:
     with pytest.raises(poplib.error_proto) as refused:
         login(node)
     assert b"[IN-USE]" in refused.value.args[0]
+
+
+def cli(config: Path, *args: str, stdin: str = "") -> str:
+    """``seikyou-auth ARGS --config CONFIG``, which must succeed; its stdout."""
+    result = subprocess.run(
+        [sys.executable, "-m", "seikyou_auth", *args, "--config", str(config)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def node_settings(
@@ -99,12 +134,14 @@ def node_settings(
     ports: list[int],
     redis: RedisServer,
     redis_extra: Mapping[str, Any],
+    dsn: str,
 ) -> dict[str, Any]:
     return {
         "hostname": HOSTNAME,
         "domain": DOMAIN,
         "data_dir": str(data_dir),
         "trusted_networks": [],
+        "accounts": {"store": "postgresql", "dsn": dsn},
         "limits": {"failure_delays": FAILURE_DELAYS, "shutdown_grace": 2.0},
         "redis": {
             "url": redis.url,
@@ -122,10 +159,11 @@ def node_settings(
 
 @contextlib.contextmanager
 def two_nodes(
-    tmp_path: Path, redis: RedisServer, redis_extra: Mapping[str, Any] | None = None
+    tmp_path: Path, redis: RedisServer, dsn: str, redis_extra: Mapping[str, Any] | None = None
 ) -> Iterator[tuple[Node, Node]]:
     data_dir = tmp_path / "shared-data"
-    write_passwd(data_dir / "passwd", ACCOUNTS)
+    passwd = tmp_path / "passwd-to-import"
+    write_passwd(passwd, ACCOUNTS)
     with contextlib.ExitStack() as stack:
         nodes = []
         for name, address in NODE_ADDRESSES.items():
@@ -134,8 +172,11 @@ def two_nodes(
             ports = free_ports(2, address)
             config = write_config(
                 directory / "seikyou.toml",
-                node_settings(data_dir, address, ports, redis, redis_extra or {}),
+                node_settings(data_dir, address, ports, redis, redis_extra or {}, dsn),
             )
+            if not nodes:
+                cli(config, "accounts", "migrate")
+                cli(config, "accounts", "import", str(passwd))
             process = stack.enter_context(serve_subprocess(directory, config, expect_lines=2))
             nodes.append(Node(name, address, ports[0], ports[1], directory, process))
         yield nodes[0], nodes[1]
