@@ -8,7 +8,16 @@ import time
 from pathlib import Path
 
 import pytest
-from queuekit import LOCAL_ACCOUNT, LOCAL_SENDER, REMOTE, cli, relay_settings, smarthost
+from queuekit import (
+    LOCAL_ACCOUNT,
+    LOCAL_SENDER,
+    REMOTE,
+    cli,
+    delivery_status,
+    parse,
+    relay_settings,
+    smarthost,
+)
 from serverkit import SMTP_SUBMISSION, base_settings, write_config, write_passwd
 
 from seikyou_auth.server.config import load_config
@@ -168,3 +177,15 @@ def test_a_relay_killed_mid_data_loses_nothing(tmp_path: Path) -> None:
     assert queue.pending() == []
     # At least once, as SMTP promises: the copy the dead relay never saw confirmed, and this one.
     assert len(sink.received) == 2
+
+
+def test_flush_returns_a_refused_message_to_the_local_sender(tmp_path: Path) -> None:
+    with smarthost("550 5.1.1 no such user") as (_, port):
+        config, queue = _setup(tmp_path, port)
+        message_id = _queue(queue)
+        result = cli(config, "queue", "flush")
+    assert result.stdout.splitlines()[0] == f"{message_id}\tbounced"
+    (report,) = (tmp_path / "data" / "mail" / LOCAL_ACCOUNT / "new").iterdir()
+    _, recipient = delivery_status(parse(report.read_bytes()))
+    assert recipient["Final-Recipient"] == f"rfc822; {REMOTE}"
+    assert queue.pending() == []

@@ -13,7 +13,7 @@ import asyncio
 import time
 from typing import TextIO
 
-from seikyou_auth.accounts import PasswdFileStore
+from seikyou_auth.accounts.configured import close_store, open_store, start_store
 from seikyou_auth.server.config import Config
 from seikyou_auth.server.maildir import MaildirStore
 from seikyou_auth.server.queue import MailQueue, MessageBusy, QueueEntry, UnknownMessage
@@ -128,11 +128,16 @@ def flush_queue(config: Config, out: TextIO) -> int:
     """Try every queued message now; print what became of each; how many are still queued."""
     queue = _queue(config)
     queue.ensure()
-    store = PasswdFileStore(config.passwd_file, config.domain)
+    # The server's own store (passwd-file or PostgreSQL): bounces find local senders in it.
+    store = open_store(config)
     relay = Relay(config, queue, MaildirStore(config.mail_dir), store)
 
     async def attempt_all() -> list[tuple[str, str]]:
-        return [(path.name, await relay.attempt(path)) for path in queue.pending()]
+        await start_store(store)
+        try:
+            return [(path.name, await relay.attempt(path)) for path in queue.pending()]
+        finally:
+            await close_store(store)
 
     results = asyncio.run(attempt_all())
     for message_id, result in results:
