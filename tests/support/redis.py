@@ -3,15 +3,13 @@
 ``redis_server(tmp_path)`` is a context manager yielding a ``RedisServer``: started in its
 own temporary directory with persistence off (no RDB, no AOF), stopped by its PID when the
 block ends. ``stop()``/``start()`` (same port) and ``kill()`` (SIGKILL) are there for fault
-tests. When ``redis-server`` is missing the test is skipped with the reason, except under
-``CI=true``, where the missing package is a failure: CI must run these tests.
+tests. A missing ``redis-server`` follows ``support/tools.py``'s rule: skipped with the
+package to install, a failure under ``CI=true``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,24 +17,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from serverkit import free_port
 from support.child import end_child
+from support.tools import require_tool
 
-__all__ = ["RedisServer", "redis_server", "require_redis_server"]
+__all__ = ["RedisServer", "redis_server"]
 
 START_TIMEOUT = 10.0
-
-
-def require_redis_server() -> str:
-    """The ``redis-server`` executable; skips (or fails under CI) when it is not installed."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        reason = "redis-server is not installed (Debian package redis-server)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason + "; CI must install it (.ci/run)")
-        pytest.skip(reason)
-    return executable
 
 
 class RedisServer:
@@ -118,7 +105,7 @@ class RedisServer:
 
 @contextlib.contextmanager
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(require_redis_server(), tmp_path / "redis", free_port())
+    server = RedisServer(require_tool("redis-server"), tmp_path / "redis", free_port())
     server.start()
     try:
         yield server
