@@ -189,3 +189,22 @@ def test_flush_returns_a_refused_message_to_the_local_sender(tmp_path: Path) -> 
     _, recipient = delivery_status(parse(report.read_bytes()))
     assert recipient["Final-Recipient"] == f"rfc822; {REMOTE}"
     assert queue.pending() == []
+
+
+def test_a_partly_deferred_message_keeps_its_id_and_is_not_sent_twice(tmp_path: Path) -> None:
+    with smarthost() as (sink, port):
+        sink.rcpt_replies = {"later": "451 4.3.0 busy"}
+        config, queue = _setup(tmp_path, port)
+        message_id = _queue(queue, ("pass@example.com", "later@example.com"))
+        cli(config, "queue", "flush")
+        # Rewritten in place (an atomic rename): same id, only the deferred recipient left.
+        assert [path.name for path in queue.pending()] == [message_id]
+        assert queue.entry(queue.new / message_id).envelope.recipients == ("later@example.com",)
+        sink.rcpt_replies = {}
+        result = cli(config, "queue", "flush")
+    assert result.stdout.splitlines()[0] == f"{message_id}\trelayed"
+    assert [received.recipients for received in sink.received] == [
+        ["pass@example.com"],
+        ["later@example.com"],
+    ]
+    assert list(queue.tmp.iterdir()) == []  # no rewrite left behind
