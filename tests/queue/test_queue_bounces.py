@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 
 from queuekit import (
+    ACCOUNTS,
     LOCAL_ACCOUNT,
     LOCAL_SENDER,
     REMOTE,
@@ -18,9 +20,18 @@ from queuekit import (
     relay_settings,
     smarthost,
     submit,
+    submit_to,
     wait_for,
 )
-from serverkit import RunningServer
+from serverkit import (
+    SMTP_SUBMISSION,
+    RunningServer,
+    base_settings,
+    free_port,
+    serve_subprocess,
+    write_config,
+    write_passwd,
+)
 
 from seikyou_auth.server.queue import Envelope, MailQueue
 
@@ -154,3 +165,25 @@ def test_report_that_cannot_be_relayed_is_not_bounced_again(tmp_path: Path) -> N
             assert queued(server) == []
             assert len(list((queue_dir / "failed").iterdir())) == 1
     assert sink.received == []
+
+
+def test_a_reloaded_max_lifetime_applies_to_queued_mail(tmp_path: Path) -> None:
+    smtp_port = free_port()
+    with smarthost("451 4.3.0 greylisted") as (sink, port):
+        settings = base_settings(
+            tmp_path, [{**SMTP_SUBMISSION, "port": smtp_port}], relay_settings(port)
+        )
+        write_passwd(Path(settings["passwd_file"]), ACCOUNTS)
+        config = write_config(tmp_path / "seikyou.toml", settings)
+        with serve_subprocess(tmp_path, config, expect_lines=1) as process:
+            submit_to(smtp_port, tmp_path / "data" / "tls" / "cert.pem", [REMOTE])
+            wait_for(lambda: sink.sessions >= 2)  # deferred, well inside 5 days
+            mail_dir = tmp_path / "data" / "mail" / LOCAL_ACCOUNT / "new"
+            assert not mail_dir.exists() or not any(mail_dir.iterdir())
+            settings["queue"] = {"max_lifetime": 0.1}
+            write_config(config, settings)
+            process.send_signal(signal.SIGHUP)
+            wait_for(lambda: mail_dir.is_dir() and any(mail_dir.iterdir()))
+            (bounce,) = mail_dir.iterdir()
+            _, recipient = delivery_status(parse(bounce.read_bytes()))
+    assert recipient["Status"] == "4.4.7"

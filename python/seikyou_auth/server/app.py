@@ -221,7 +221,8 @@ class ServerApp:
             raise
         if self.primary:
             # Without a smarthost too: its messages still expire and return to the sender.
-            relay = Relay(self.config, self.queue, self.maildirs, self.store)
+            # Read through self: a reload replaces the config and the store.
+            relay = Relay(lambda: self.config, self.queue, self.maildirs, lambda: self.store)
             self._relay = asyncio.create_task(RelayTask(relay).run())
             if (warning := relay_warning(self.config)) is not None:
                 log.warning("%s", warning)

@@ -130,7 +130,7 @@ def flush_queue(config: Config, out: TextIO) -> int:
     queue.ensure()
     # The server's own store (passwd-file or PostgreSQL): bounces find local senders in it.
     store = open_store(config)
-    relay = Relay(config, queue, MaildirStore(config.mail_dir), store)
+    relay = Relay(lambda: config, queue, MaildirStore(config.mail_dir), lambda: store)
 
     async def attempt_all() -> list[tuple[str, str]]:
         await start_store(store)

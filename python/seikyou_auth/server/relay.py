@@ -21,6 +21,7 @@ import logging
 import re
 import smtplib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,19 +86,34 @@ class Relay:
 
     def __init__(
         self,
-        config: Config,
+        config: Callable[[], Config],
         queue: MailQueue,
         maildirs: MaildirStore,
-        store: AccountStore,
+        store: Callable[[], AccountStore],
         timeout: float = 60.0,
     ) -> None:
-        self.config = config
+        # Read at each use: a SIGHUP reload replaces the server's config and store.
+        self._config = config
+        self._store = store
         self.queue = queue
         self.maildirs = maildirs
-        self.store = store
-        self.smarthost = relay_address(config.smtp)
-        self.delays = config.smtp.relay_retry_delays
         self.timeout = timeout
+
+    @property
+    def config(self) -> Config:
+        return self._config()
+
+    @property
+    def store(self) -> AccountStore:
+        return self._store()
+
+    @property
+    def smarthost(self) -> tuple[str, int] | None:
+        return relay_address(self.config.smtp)
+
+    @property
+    def delays(self) -> tuple[float, ...]:
+        return self.config.smtp.relay_retry_delays
 
     def is_due(self, message_id: str, now: float) -> float | None:
         """None when due now, else when it is."""
