@@ -180,3 +180,32 @@ def test_unreachable_database_and_passwd_file_configs(tmp_path: Path) -> None:
     plain = write_config(tmp_path / "plain.toml", {"data_dir": str(tmp_path / "data")})
     refused = cli(plain, "accounts", "migrate", check=False)
     assert refused.returncode == 2 and 'store = "postgresql"' in refused.stderr
+
+
+def test_without_the_extra_a_postgresql_config_names_it_and_serve_needs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from seikyou_auth.server import config as config_module
+
+    real_find_spec = importlib.util.find_spec
+
+    def without_asyncpg(name: str, package: str | None = None) -> object:
+        return None if name == "asyncpg" else real_find_spec(name, package)
+
+    monkeypatch.setattr(config_module.importlib.util, "find_spec", without_asyncpg)
+    path = write_config(tmp_path / "seikyou.toml", {"accounts": {"store": "postgresql"}})
+    with pytest.raises(
+        config_module.ConfigError, match=r"pip install 'seikyou-auth\[postgresql\]'"
+    ):
+        config_module.load_config(str(path))
+    # The passwd-file default never imports the driver.
+    probe = (
+        "import sys, seikyou_auth.cli, seikyou_auth.server.app; "
+        "from seikyou_auth.accounts.configured import open_store; "
+        "from seikyou_auth.server.config import load_config; "
+        "open_store(load_config(None)); "
+        "assert 'asyncpg' not in sys.modules, 'asyncpg imported'"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, cwd=tmp_path, timeout=60)
