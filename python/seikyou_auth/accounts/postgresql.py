@@ -44,9 +44,22 @@ __all__ = ["DATABASE_ERRORS", "PostgresqlStore"]
 logger = logging.getLogger(__name__)
 
 # Everything a lookup can meet from the database side: refused or lost connections,
-# timeouts, errors PostgreSQL reports (a bad query, a missing table, "starting up").
-DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-_CONNECTION_LOST = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, ConnectionError)
+# timeouts, errors PostgreSQL reports (a bad query, a missing table, "starting up"), and
+# the driver's own confusion on a connection dying mid-query (InternalClientError, seen
+# while PostgreSQL shuts down under load).
+DATABASE_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+_CONNECTION_LOST = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    ConnectionError,
+)
 _OWN_SCHEMA_QUERY = (
     f"SELECT password, uid, gid, gecos, home, shell, extra::text AS extra "  # noqa: S608
     f"FROM {ACCOUNTS_TABLE} WHERE name = $1"
