@@ -319,6 +319,8 @@ def _queue_command(run: Callable[[Config, argparse.Namespace], None]) -> Callabl
             raise CliError(f"no queued message {args.id!r} (see '{PROG} queue list')") from None
         except MessageBusy:
             raise CliError(f"message {args.id} is being relayed right now; try again") from None
+        except ValueError as error:
+            raise CliError(f"message {args.id} is unreadable: {error}") from None
         return 0
 
     return handler

@@ -208,3 +208,25 @@ def test_a_partly_deferred_message_keeps_its_id_and_is_not_sent_twice(tmp_path: 
         ["later@example.com"],
     ]
     assert list(queue.tmp.iterdir()) == []  # no rewrite left behind
+
+
+def test_list_and_show_with_unreadable_and_set_aside_files(tmp_path: Path) -> None:
+    config, queue = _setup(tmp_path, None)
+    queue.ensure()
+    (queue.new / "GARBAGE00000").write_bytes(b"\x00not json\n")
+    kept = queue.enqueue(Envelope("", (REMOTE,)), MESSAGE, queue.failed).name
+    listing = cli(config, "queue", "list")
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    assert lines[1].startswith("GARBAGE00000\t") and "unreadable" in lines[1]
+    assert lines[-2:] == [
+        f"-- 1 message(s) set aside in {queue.failed}",
+        "-- 1 message(s) queued",
+    ]
+    shown = cli(config, "queue", "show", kept)
+    assert shown.returncode == 0, shown.stderr
+    assert "status:       set aside (queue/failed)" in shown.stdout
+    assert "sender:       <>" in shown.stdout
+    _one_line_error(
+        cli(config, "queue", "show", "GARBAGE00000"), "message GARBAGE00000 is unreadable"
+    )

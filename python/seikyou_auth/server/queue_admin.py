@@ -94,13 +94,11 @@ def list_queue(config: Config, out: TextIO) -> int:
 
 
 def show_message(config: Config, message_id: str, out: TextIO) -> None:
-    """Envelope and state, then the message as stored. ``UnknownMessage`` for a bad id."""
+    """Envelope and state, then the message as stored. ``UnknownMessage`` for a bad id,
+    ``ValueError`` for a file whose envelope cannot be read."""
     queue = _queue(config)
     path = queue.find(message_id)
-    try:
-        entry = queue.entry(path)
-    except ValueError as error:
-        raise UnknownMessage(f"{message_id}: {error}") from None
+    entry = queue.entry(path)  # ValueError when its envelope is unreadable
     where = "queued" if path.parent == queue.new else "set aside (queue/failed)"
     fields = [
         ("id", entry.id),
