@@ -172,29 +172,20 @@ def _new_stored(args: argparse.Namespace, default_scheme: str) -> str:
         raise CliError(str(error)) from None
 
 
-def _loaded_config(config_path: str | None) -> Config:
-    from seikyou_auth.server.config import ConfigError, load_config
-
-    try:
-        return load_config(config_path)
-    except ConfigError as error:
-        raise CliError(str(error), EXIT_USAGE) from None
-
-
 def _on_postgresql(args: argparse.Namespace) -> int | None:
     """The ``user`` command run on PostgreSQL when the config says so; None otherwise."""
-    config = _loaded_config(args.config)
+    config = _config(args.config)
     if config.accounts.store != "postgresql":
         return None
     from seikyou_auth.accounts.postgresql_cli import user_command
 
-    return user_command(config, args, _new_stored)
+    return user_command(config, args, _new_stored, _warn_of_unservable_mechanisms)
 
 
 def _cmd_accounts(args: argparse.Namespace) -> int:
     from seikyou_auth.accounts import postgresql_cli
 
-    config = _loaded_config(args.config)
+    config = _config(args.config)
     if config.accounts.store != "postgresql":
         raise CliError(
             'the accounts commands need [accounts] store = "postgresql" in the config', EXIT_USAGE

@@ -46,6 +46,8 @@ def test_migrate_twice_then_user_commands(tmp_path: Path, postgresql_dsn: str) -
 
     added = cli(config, "user", "add", "MA10001A", "--password-stdin", stdin="secret\n")
     assert added.stdout == "added ma10001a to PostgreSQL table seikyou.accounts\n"
+    # As on a passwd-file: SHA512-CRYPT cannot serve the enabled CRAM-MD5 and APOP.
+    assert "warning: this password's scheme cannot answer CRAM-MD5" in added.stderr
     cli(
         config,
         "user",
@@ -209,3 +211,21 @@ def test_without_the_extra_a_postgresql_config_names_it_and_serve_needs_nothing(
         "assert 'asyncpg' not in sys.modules, 'asyncpg imported'"
     )
     subprocess.run([sys.executable, "-c", probe], check=True, cwd=tmp_path, timeout=60)
+
+
+def test_user_add_hashes_with_the_configured_default_scheme(
+    tmp_path: Path, postgresql_dsn: str
+) -> None:
+    config = write_config(
+        tmp_path / "seikyou.toml",
+        {
+            "domain": DOMAIN,
+            "data_dir": str(tmp_path / "data"),
+            "default_scheme": "PLAIN",
+            "accounts": {"store": "postgresql", "dsn": postgresql_dsn},
+        },
+    )
+    cli(config, "accounts", "migrate")
+    added = cli(config, "user", "add", "ma10001a", "--password-stdin", stdin="secret\n")
+    assert "warning" not in added.stderr
+    assert cli(config, "user", "list").stdout == "ma10001a\tPLAIN\n"

@@ -29,6 +29,7 @@ __all__ = ["accounts_import", "accounts_migrate", "accounts_notify", "user_comma
 PROG = "seikyou-auth"
 T = TypeVar("T")
 NewStored = Callable[[argparse.Namespace, str], str]  # (args, default scheme) -> {SCHEME}...
+WarnStored = Callable[["Config", str], None]  # says which enabled mechanisms it cannot serve
 
 
 def _usage_error(message: str) -> Exception:
@@ -49,7 +50,9 @@ def _run(config: Config, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> 
     return admin.run(config.accounts.dsn, config.accounts.query_timeout, work)
 
 
-def user_command(config: Config, args: argparse.Namespace, new_stored: NewStored) -> int:
+def user_command(
+    config: Config, args: argparse.Namespace, new_stored: NewStored, warn_stored: WarnStored
+) -> int:
     """``user add|del|list|passwd`` against ``seikyou.accounts``."""
     _own_table(config)
     where = admin.TABLE_LABEL
@@ -61,9 +64,10 @@ def user_command(config: Config, args: argparse.Namespace, new_stored: NewStored
         return 0
     if args.action == "add":
         name = validate_new_name(args.name, config.domain)
-        stored = new_stored(args, "SHA512-CRYPT")
+        stored = new_stored(args, config.default_scheme)
         _run(config, lambda connection: admin.add_account(connection, name, stored))
         print(f"added {name} to {where}")
+        warn_stored(config, stored)
         return 0
     name = canonical_name(args.name, config.domain)
     if args.action == "del":
@@ -83,10 +87,9 @@ def _kept_scheme(current: str) -> str:
     """The scheme (with its encoding) of the current value, so the mechanisms that worked
     still do; SHA512-CRYPT when it is not one we can make."""
     from seikyou_auth import SCHEMES
-    from seikyou_auth._pure._schemes import split_stored
-    from seikyou_auth.schemes import scheme_of
+    from seikyou_auth.schemes import scheme_of, stored_scheme
 
-    return split_stored(current)[0] if scheme_of(current) in SCHEMES else "SHA512-CRYPT"
+    return stored_scheme(current).label if scheme_of(current) in SCHEMES else "SHA512-CRYPT"
 
 
 def accounts_migrate(config: Config) -> int:
