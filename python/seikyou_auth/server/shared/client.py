@@ -53,6 +53,7 @@ class SharedRedis:
     ) -> None:
         try:
             from redis.asyncio import Redis
+            from redis.exceptions import RedisError
         except ImportError:
             raise ConfigError(
                 f"[redis] needs the '{REDIS_EXTRA}' extra:"
@@ -69,6 +70,8 @@ class SharedRedis:
             )
         except ValueError as error:
             raise ConfigError(f"redis.url: {error}") from None
+        # What "Redis cannot answer" is; anything else is a bug and must not pass for an outage.
+        self._trouble: tuple[type[Exception], ...] = (RedisError, OSError, TimeoutError)
         self.key_prefix = key_prefix
         self.timeout = timeout
         self.retry_interval = retry_interval
@@ -96,7 +99,7 @@ class SharedRedis:
             return None
         try:
             answer = await asyncio.wait_for(command(self.client), self.timeout)
-        except Exception as error:  # any Redis trouble means: go on node-locally
+        except self._trouble as error:
             self._failed(error)
             return None
         if self._down:
@@ -114,7 +117,7 @@ class SharedRedis:
             reason = type(error).__name__ if isinstance(error, TimeoutError) else str(error)
             log.warning(
                 "redis at %s unavailable (%s): penalties and POP3 locks node-local until it"
-                " answers (next warning in %.0f s at the most)",
+                " answers (this warning at most once per %.0f s)",
                 self.where,
                 reason.splitlines()[0][:200] if reason else type(error).__name__,
                 self.warning_interval,
@@ -123,5 +126,5 @@ class SharedRedis:
     async def close(self) -> None:
         try:
             await asyncio.wait_for(self.client.aclose(), self.timeout)
-        except Exception:  # closing a dead connection at shutdown
+        except self._trouble:  # closing a dead connection at shutdown
             log.debug("redis connection closed with an error", exc_info=True)
