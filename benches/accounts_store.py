@@ -17,21 +17,18 @@ import asyncio
 import statistics
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import asyncpg
 from loadgen import (
     PASSWORD,
     Result,
-    _child,
     _client_loop,
-    _free_port,
-    _wait_ready,
     measure,
     one_session,
     process_tree_cpu,
+    seikyou_server,
 )
 
 import seikyou_auth
@@ -43,9 +40,9 @@ from support.postgresql import postgresql_server
 ACCOUNT = "ma10001a"
 STORES = {
     "passwd-file": "",
-    "postgresql, cache on": 'store = "postgresql"\ndsn = "{dsn}"\n',
+    "postgresql, cache on": '[accounts]\nstore = "postgresql"\ndsn = "{dsn}"\n',
     "postgresql, cache off": (
-        'store = "postgresql"\ndsn = "{dsn}"\ncache_ttl = 0\nnegative_cache_ttl = 0\n'
+        '[accounts]\nstore = "postgresql"\ndsn = "{dsn}"\ncache_ttl = 0\nnegative_cache_ttl = 0\n'
     ),
 }
 
@@ -61,42 +58,11 @@ async def load_account(dsn: str, stored: str) -> None:
         await connection.close()
 
 
-@contextmanager
-def server(workdir: Path, accounts: str) -> Iterator[tuple[int, int]]:
-    port = _free_port()
-    config = workdir / "bench.toml"
-    config.write_text(
-        f"""
-hostname = "seikyou.bench"
-domain = "seikyou.ne.jp"
-data_dir = "{workdir / "data"}"
-passwd_file = "{workdir.parent / "passwd"}"
-
-[limits]
-max_connections_per_address = 100000
-
-[accounts]
-{accounts}
-[[listener]]
-protocol = "smtp"
-role = "submission"
-address = "127.0.0.1"
-port = {port}
-tls = "starttls"
-"""
-    )
-    command = [sys.executable, "-m", "seikyou_auth", "serve", "--config", str(config)]
-    with _child(command, workdir, workdir / "seikyou.log") as process:
-        _wait_ready(process, f":{port}")
-        yield port, process.pid
-
-
 def run(args: argparse.Namespace) -> dict[str, list[Result]]:
     results: dict[str, list[Result]] = {name: [] for name in STORES}
     stored = seikyou_auth.hash_password(PASSWORD, "PLAIN")
     with tempfile.TemporaryDirectory(prefix="seikyou-accounts-bench-") as tmp, ExitStack() as stack:
         root = Path(tmp)
-        (root / "passwd").write_text(f"{ACCOUNT}:{stored}:1000:1000::/home/{ACCOUNT}::\n")
         database = stack.enter_context(postgresql_server())
         dsn = database.create_database()
         asyncio.run(load_account(dsn, stored))
@@ -104,7 +70,9 @@ def run(args: argparse.Namespace) -> dict[str, list[Result]]:
         for index, (name, accounts) in enumerate(STORES.items()):
             workdir = root / f"server{index}"
             workdir.mkdir()
-            servers[name] = stack.enter_context(server(workdir, accounts.format(dsn=dsn)))
+            (workdir / "passwd").write_text(f"{ACCOUNT}:{stored}:1000:1000::/home/{ACCOUNT}::\n")
+            tables = accounts.format(dsn=dsn)
+            servers[name] = stack.enter_context(seikyou_server(workdir, False, 1, tables))
         for port, _ in servers.values():
             _client_loop(one_session(port, "PLAIN"))  # warm up, and prove it works
         for _ in range(args.rounds):

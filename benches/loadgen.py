@@ -226,7 +226,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def seikyou_server(workdir: Path, use_uvloop: bool, workers: int) -> Iterator[tuple[int, int]]:
+def seikyou_server(
+    workdir: Path, use_uvloop: bool, workers: int, tables: str = ""
+) -> Iterator[tuple[int, int]]:
+    """``seikyou-auth serve`` with one submission listener; ``tables``: more TOML tables."""
     port = _free_port()
     config = workdir / "bench.toml"
     config.write_text(
@@ -240,7 +243,7 @@ workers = {workers}
 
 [limits]
 max_connections_per_address = 100000
-
+{tables}
 [[listener]]
 protocol = "smtp"
 role = "submission"
