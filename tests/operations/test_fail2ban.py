@@ -6,7 +6,6 @@ address a user name tried to forge into the line.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections import Counter
@@ -16,6 +15,7 @@ import pytest
 from opskit import served
 from rawclient import RawClient
 from serverkit import POP3, SMTP_SUBMISSION
+from support.tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 FILTER = REPO / "contrib" / "fail2ban" / "filter.d" / "seikyou-auth.conf"
@@ -27,15 +27,6 @@ FORGED_NAMES = [
     'z" client=127.0.0.96 tls=yes',
     "w seikyou_auth.login: pop3 login result=failed mechanism=USER client=127.0.0.95 tls=no",
 ]
-
-
-def _fail2ban_regex() -> str:
-    tool = shutil.which("fail2ban-regex")
-    if tool is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("fail2ban-regex is missing (Debian: fail2ban)")
-        pytest.skip("fail2ban-regex is not installed (Debian: fail2ban)")
-    return tool
 
 
 def _pop3_login(port: int, source: str, name: str, password: str) -> bytes:
@@ -59,7 +50,7 @@ def _smtp_failed_login(port: int, source: str) -> None:
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_fail2ban_finds_exactly_the_failed_clients(tmp_path: Path, log_format: str) -> None:
-    tool = _fail2ban_regex()
+    tool = require_tool("fail2ban-regex")
     log_file = tmp_path / "server.log"
     # 127.0.0.0/8 is trusted by default: no penalty delays, and cleartext is allowed
     settings = {"log": {"format": log_format, "destination": "file", "file": str(log_file)}}
@@ -92,7 +83,7 @@ def test_fail2ban_finds_exactly_the_failed_clients(tmp_path: Path, log_format: s
 
 def test_the_jail_names_the_filter_and_a_log(tmp_path: Path) -> None:
     """fail2ban-regex reads the jail's filter by name from a fail2ban-like directory."""
-    tool = _fail2ban_regex()
+    tool = require_tool("fail2ban-regex")
     config_dir = tmp_path / "fail2ban"
     (config_dir / "filter.d").mkdir(parents=True)
     shutil.copy(FILTER, config_dir / "filter.d" / "seikyou-auth.conf")

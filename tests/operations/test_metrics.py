@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import smtplib
 import ssl
 import subprocess
@@ -16,9 +15,9 @@ from opskit import client_context, pop3_login, served
 from prometheus_client.parser import text_string_to_metric_families
 from rawclient import RawClient
 from serverkit import POP3S, SMTP_SUBMISSIONS, free_port, serve_command, write_config
+from support.tools import require_tool
 
 ACCOUNTS = {"ma10001a": "first-secret", "ma20002b": "second-secret"}
-PROMTOOL = shutil.which("promtool")
 CROWD = "127.0.0.4"
 
 
@@ -43,10 +42,12 @@ def _value(values: Samples, name: str, **labels: str) -> float:
 
 
 def _promtool_check(text: str) -> None:
-    if PROMTOOL is None:
-        pytest.skip("promtool is not installed (Debian: prometheus)")
     checked = subprocess.run(
-        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+        [require_tool("promtool"), "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.strip() == "" and checked.stderr.strip() == ""

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from support.tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "contrib" / "systemd" / "seikyou-auth.service"
 LOGROTATE = REPO / "contrib" / "systemd" / "seikyou-auth.logrotate"
 INSTALLED_PATH = "/usr/local/bin/seikyou-auth"
-
-
-def _systemd_analyze() -> str:
-    tool = shutil.which("systemd-analyze")
-    if tool is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("systemd-analyze is missing (Debian: systemd)")
-        pytest.skip("systemd-analyze is not installed")
-    return tool
 
 
 def _settings(text: str) -> dict[str, list[str]]:
@@ -43,7 +33,10 @@ def _verify(unit_text: str, directory: Path) -> subprocess.CompletedProcess[str]
     copy = directory / "seikyou-auth.service"
     copy.write_text(unit_text.replace(INSTALLED_PATH, script))
     return subprocess.run(
-        [_systemd_analyze(), "verify", str(copy)], capture_output=True, text=True, timeout=120
+        [require_tool("systemd-analyze"), "verify", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
