@@ -5,6 +5,8 @@ Choices (documented in docs/pop3.md, "Choices where the RFCs and the spec are si
 * The lock is ``flock`` on ``seikyou-pop3.lock`` in the maildir. It belongs to the open file,
   so it excludes a second session in the same process as well as in another worker process,
   and the kernel drops it when the holder dies, even by ``kill -9``.
+  Other nodes sharing the maildir tree are kept out by a second lock the caller adds with
+  ``release_with`` (the Redis lease of ``server/shared/lease.py``).
 * When a session opens the mailbox, messages in ``new/`` move to ``cur/`` as Dovecot does,
   renamed ``BASE,S=<size>,W=<crlf size>:2,``. The CRLF size in the name saves reading every
   message again for STAT and LIST in later sessions.
