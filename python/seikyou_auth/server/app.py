@@ -463,14 +463,17 @@ def _run_workers(config: Config, config_path: str | None) -> int:
     supervisor = WorkerSupervisor(children, reports, config_path)
     supervisor.install()
     scrape = None
+    worst = 0
     if metrics_dir is not None:
         try:
             scrape = metrics.serve(config.metrics, config.queue_dir / "new", metrics_dir)
             print(f"  metrics          {config.metrics.address}:{scrape.port}", flush=True)
         except ConfigError as error:
+            # As with one process: a config that cannot be served in full is not served.
             print(f"seikyou-auth: {error}", file=sys.stderr)
+            supervisor.stop_workers()
+            worst = 2
     supervisor.follow_reports()
-    worst = 0
     for pid in children:
         _, status = os.waitpid(pid, 0)
         worst = max(worst, os.waitstatus_to_exitcode(status))

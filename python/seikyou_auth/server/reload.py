@@ -178,6 +178,9 @@ class WorkerSupervisor:
         sdnotify.stopping()
         self._send(signum)
 
+    def stop_workers(self) -> None:
+        self._stop(signal.SIGTERM, None)
+
     def _hangup(self, _signum: int, _frame: object) -> None:
         sdnotify.reloading()
         if not check_config(self.config_path):
