@@ -205,3 +205,25 @@ def test_guesses_spread_over_addresses_and_nodes_slow_down_per_account(
         assert failed_login(node_b, fresh_address) >= FAILURE_DELAYS[3] - 0.05
         # The subscriber's own login is not delayed: only failures wait.
         login(node_a).quit()
+
+
+def test_hung_redis_does_not_stall_logins_beyond_the_timeout(
+    tmp_path: Path, redis: RedisServer, postgresql_dsn: str
+) -> None:
+    assert redis.process is not None
+    with two_nodes(tmp_path, redis, postgresql_dsn) as (node_a, _):
+        login(node_a).quit()  # connected to Redis before it hangs
+        os.kill(redis.process.pid, signal.SIGSTOP)  # accepts connections, answers nothing
+        try:
+            started = time.monotonic()
+            client = login(node_a)  # the lease cannot be taken: node-local lock only
+            client.quit()
+            logged_in = time.monotonic() - started
+            failed = failed_login(node_a, ATTACKER_SOURCE)
+        finally:
+            os.kill(redis.process.pid, signal.SIGCONT)
+        # The bound: a hung Redis costs a login at most the timeout (0.5 s), plus a
+        # generous margin for a loaded machine; a failure waits its own first step on top.
+        assert logged_in < 0.5 + 3.0
+        assert failed < 0.5 + FAILURE_DELAYS[0] + 3.0
+        assert node_a.log_text.count("unavailable") == 1
