@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -56,9 +56,17 @@ class _Metric:
     documentation: str
     labels: tuple[str, ...] = ()
     _live: Any = None
+    # prometheus-client's labels() takes a lock and validates on every call; a login
+    # should not pay that for the same few label sets again and again.
+    _children: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
     def _child(self, labels: tuple[str, ...]) -> Any:
-        return self._live.labels(*labels) if labels else self._live
+        if not labels:
+            return self._live
+        child = self._children.get(labels)
+        if child is None:
+            child = self._children[labels] = self._live.labels(*labels)
+        return child
 
     def inc(self, *labels: str, amount: float = 1.0) -> None:
         if self._live is not None:
