@@ -112,3 +112,21 @@ def test_bad_log_settings_are_one_line(tmp_path: Path, log: dict[str, str], mess
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("seikyou-auth: ") and message in lines[0]
     assert not os.path.exists(tmp_path / "no")
+
+
+def test_a_log_destination_that_cannot_open_refuses_the_reload(tmp_path: Path) -> None:
+    log_file = tmp_path / "server.log"
+    settings = {"log": {"destination": "file", "file": str(log_file)}}
+    with served(tmp_path, [POP3], settings, ACCOUNTS) as server:
+        unwritable = dict(server.settings)
+        unwritable["log"] = {"destination": "file", "file": str(tmp_path / "no" / "x.log")}
+        unwritable["pop3"] = {"apop": False}
+        server.rewrite_config(unwritable)
+        server.hangup()
+        failures = [line for line in log_file.read_text().splitlines() if "reload failed" in line]
+        assert len(failures) == 1
+        assert "cannot log to file" in failures[0]
+        with RawClient(server.ports[0]) as client:
+            assert b"<" in client.line()  # APOP still on: nothing of that config applied
+        _login(server.ports[0], "ma10001a", "first-secret")
+        assert "login result=ok" in log_file.read_text()
