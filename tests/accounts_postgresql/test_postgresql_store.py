@@ -147,3 +147,30 @@ def test_a_slow_database_times_out_as_a_temporary_failure(postgresql_dsn: str) -
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_lookups_racing_to_start_the_store_make_one_pool(
+    postgresql_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[object] = []
+    create_pool = asyncpg.create_pool
+
+    async def counted_create_pool(*args: object, **kwargs: object) -> object:
+        await asyncio.sleep(0)  # a real network round trip may yield here too
+        made.append(await create_pool(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(asyncpg, "create_pool", counted_create_pool)
+
+    async def scenario() -> None:
+        await migrated(postgresql_dsn)
+        store = PostgresqlStore(postgresql_dsn, domain=DOMAIN)
+        try:
+            results = await asyncio.gather(*(store.lookup(f"user{n}") for n in range(20)))
+            assert results == [None] * 20
+            await store.start()
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+    assert len(made) == 1

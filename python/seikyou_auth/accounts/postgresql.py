@@ -143,6 +143,7 @@ class PostgresqlStore:
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncio.Task[None] | None = None
         self._listening_changed = asyncio.Event()
+        self._starting = asyncio.Lock()
         self._outage = _TroubleLog()
         self._bad_accounts = _TroubleLog()
 
@@ -153,18 +154,19 @@ class PostgresqlStore:
     async def start(self) -> None:
         """Create the pool (no connection yet: a database that is down now is only a
         temporary failure) and start listening for changes when the cache is on."""
-        if self._pool is not None:
-            return
-        self._pool = await asyncpg.create_pool(
-            self._dsn,
-            min_size=0,
-            max_size=self.pool_size,
-            timeout=self.query_timeout,
-            command_timeout=self.query_timeout,
-            server_settings={"application_name": "seikyou-auth"},
-        )
-        if self.cache.enabled:
-            self._listener = asyncio.create_task(self._listen_forever())
+        async with self._starting:  # the first lookups may all find no pool at once
+            if self._pool is not None:
+                return
+            self._pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=0,
+                max_size=self.pool_size,
+                timeout=self.query_timeout,
+                command_timeout=self.query_timeout,
+                server_settings={"application_name": "seikyou-auth"},
+            )
+            if self.cache.enabled:
+                self._listener = asyncio.create_task(self._listen_forever())
 
     async def close(self) -> None:
         if self._listener is not None:
