@@ -45,6 +45,14 @@ fn digest_octets<'a>(digest: &'a Bound<'_, PyString>) -> &'a [u8] {
 
 /// The octets of a `bytes` or `str` argument, borrowed from the object.
 fn octets<'a>(value: &'a Bound<'_, PyAny>, name: &str) -> PyResult<&'a [u8]> {
+    // The exact types first: a pointer comparison each, where the subclass checks below are
+    // calls into the interpreter under the limited API.
+    if let Ok(bytes) = value.cast_exact::<PyBytes>() {
+        return Ok(bytes.as_bytes());
+    }
+    if let Ok(text) = value.cast_exact::<PyString>() {
+        return Ok(text.to_str()?.as_bytes());
+    }
     if let Ok(bytes) = value.cast::<PyBytes>() {
         return Ok(bytes.as_bytes());
     }

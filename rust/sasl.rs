@@ -16,8 +16,8 @@ pub const LOGIN_CHALLENGES: (&[u8], &[u8]) = (b"Username:", b"Password:");
 
 /// Decode one base64 client response into `out` (at least [`MAX_DECODED_LEN`] bytes).
 ///
-/// `=` is the empty response and `*` cancels. The decoder is constant-time, because the data
-/// usually carries a password.
+/// `=` is the empty response and `*` cancels. The decoder is base64ct's constant-time one,
+/// because the data usually carries a password.
 pub fn decode_response<'a>(line: &[u8], out: &'a mut [u8]) -> Result<&'a [u8]> {
     if line.len() > MAX_RESPONSE_LEN {
         return Err(Error::Sasl("client response is too long"));
@@ -25,73 +25,9 @@ pub fn decode_response<'a>(line: &[u8], out: &'a mut [u8]) -> Result<&'a [u8]> {
     match line {
         b"*" => Err(Error::Cancelled),
         b"=" => Ok(&out[..0]),
-        _ => decode_base64(line, out).ok_or(Error::Sasl("client response is not valid base64")),
+        _ => Base64::decode(line, out)
+            .map_err(|_| Error::Sasl("client response is not valid base64")),
     }
-}
-
-/// -1 when `lo <= c <= hi`, else 0; without branches.
-fn in_range(c: i16, lo: u8, hi: u8) -> i16 {
-    ((i16::from(lo) - 1 - c) & (c - i16::from(hi) - 1)) >> 15
-}
-
-/// One base64 character's 6-bit value, or a value with bit 8 set for any other octet; computed
-/// without branches or table lookups, so decoding a password leaks nothing through timing.
-fn base64_value(c: u8) -> u16 {
-    let c = i16::from(c);
-    let upper = in_range(c, b'A', b'Z');
-    let lower = in_range(c, b'a', b'z');
-    let digit = in_range(c, b'0', b'9');
-    let plus = in_range(c, b'+', b'+');
-    let slash = in_range(c, b'/', b'/');
-    let value =
-        ((c - 65) & upper) | ((c - 71) & lower) | ((c + 4) & digit) | (62 & plus) | (63 & slash);
-    let invalid = !(upper | lower | digit | plus | slash) & 0x100;
-    (value | invalid) as u16
-}
-
-/// Canonical RFC 4648 base64 (padded, no whitespace, unused bits zero) into `out`.
-///
-/// base64ct's decoder is constant-time too, but spends about three times the whole Python
-/// call on a PLAIN response; this one decodes four characters in a few branch-free steps.
-/// Only the length and the padding (public, as the line's length is) decide any branch.
-fn decode_base64<'a>(line: &[u8], out: &'a mut [u8]) -> Option<&'a [u8]> {
-    let (groups, rest) = line.as_chunks::<4>();
-    if !rest.is_empty() {
-        return None;
-    }
-    let Some((last, whole)) = groups.split_last() else {
-        return Some(&out[..0]);
-    };
-    let padding = match last {
-        [_, _, b'=', b'='] => 2,
-        [_, _, _, b'='] => 1,
-        _ => 0,
-    };
-    let len = groups.len() * 3 - padding;
-    let out = out.get_mut(..len)?;
-    let mut invalid = 0u16;
-    let mut decode_group = |group: &[u8; 4]| {
-        let values = group.map(base64_value);
-        invalid |= values[0] | values[1] | values[2] | values[3];
-        let word = values
-            .iter()
-            .fold(0u32, |word, &value| word << 6 | u32::from(value & 0x3f));
-        (word.to_be_bytes(), values)
-    };
-    for (group, octets) in whole.iter().zip(out.chunks_exact_mut(3)) {
-        octets.copy_from_slice(&decode_group(group).0[1..]);
-    }
-    let mut tail = *last;
-    tail[4 - padding..].fill(b'A');
-    let (word, values) = decode_group(&tail);
-    out[whole.len() * 3..].copy_from_slice(&word[1..4 - padding]);
-    // Canonical form: the bits padding leaves unused are zero (`QQ==`, never `QR==`).
-    let unused_bits = match padding {
-        2 => values[1] & 0x0f,
-        1 => values[2] & 0x03,
-        _ => 0,
-    };
-    (invalid & 0x100 == 0 && unused_bits == 0).then_some(&*out)
 }
 
 /// Octets `decode_response` yields for a well-formed `line` (an upper bound otherwise).

@@ -130,6 +130,19 @@ def test_constant_time_eq_takes_text_as_its_utf8_form(backend: ModuleType) -> No
         backend.constant_time_eq("\ud800", "\ud800")
 
 
+class _Bytes(bytes):
+    pass
+
+
+class _Text(str):
+    __slots__ = ()
+
+
+def test_constant_time_eq_takes_subclasses_of_bytes_and_str(backend: ModuleType) -> None:
+    assert backend.constant_time_eq(_Bytes(b"abc"), _Text("abc")) is True
+    assert backend.constant_time_eq(_Text("abc"), b"abd") is False
+
+
 @pytest.mark.parametrize("other", [None, 1, bytearray(b"a"), memoryview(b"a"), ["a"]])
 def test_constant_time_eq_refuses_other_types(backend: ModuleType, other: object) -> None:
     for arguments in ((other, b"a"), (b"a", other), (other, "a")):
