@@ -83,13 +83,14 @@ class Served:
         write_config(self.config_path, settings)
 
     def hangup(self) -> dict[str, str]:
-        """SIGHUP; the RELOADING=1 notification (checked), then the READY=1 one."""
+        """SIGHUP; the RELOADING=1 notification (checked and returned with the READY=1 one's
+        fields, whose STATUS replaces "reloading")."""
         os.kill(self.process.pid, signal.SIGHUP)
         reloading = self.notify.next()
         assert reloading.get("RELOADING") == "1", reloading
         ready = self.notify.next()
         assert ready.get("READY") == "1", ready
-        return reloading
+        return {**reloading, **ready}
 
 
 @contextlib.contextmanager

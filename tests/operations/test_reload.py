@@ -160,7 +160,7 @@ def test_a_broken_config_changes_nothing(tmp_path: Path, broken: str) -> None:
     with served(tmp_path, [POP3], accounts=ACCOUNTS) as server:
         (port,) = server.ports
         server.config_path.write_text(server.config_path.read_text() + broken)
-        server.hangup()
+        assert "the last reload failed" in server.hangup()["STATUS"]
         failures = [line for line in server.log().splitlines() if "reload failed" in line]
         assert len(failures) == 1, server.log()
         assert "Traceback" not in server.log()

@@ -79,7 +79,8 @@ def test_serve_is_ready_reloads_and_stops_as_systemd_expects(tmp_path: Path, wor
         before = time.monotonic_ns() // 1000
         reloading = server.hangup()
         assert before <= int(reloading["MONOTONIC_USEC"])
-        assert reloading["STATUS"] == "reloading"
+        serving = "serving 2 listeners" if workers == 1 else "serving with 2 workers"
+        assert reloading["STATUS"] == serving
         assert server.log().count("reloaded ") == workers
         # a second reload works the same way
         server.hangup()
@@ -89,7 +90,7 @@ def test_serve_is_ready_reloads_and_stops_as_systemd_expects(tmp_path: Path, wor
 def test_workers_reload_nothing_when_the_config_is_broken(tmp_path: Path) -> None:
     with served(tmp_path, [POP3S], {"workers": 2}) as server:
         server.config_path.write_text("this is [not toml\n")
-        server.hangup()
+        assert "the last reload failed" in server.hangup()["STATUS"]
         log = server.log()
         # the main process checked it: one line, and no worker was asked to reload
         assert log.count("reload failed, the running configuration is kept") == 1

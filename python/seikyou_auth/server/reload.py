@@ -42,6 +42,8 @@ log = logging.getLogger("seikyou_auth.server")
 # Settings held by sockets, processes or the relay task: a reload keeps the running value.
 RESTART_ONLY = ("listeners", "workers", "event_loop", "data_dir", "metrics")
 RELAY_SETTINGS = ("relay_host", "relay_retry_delays")
+# Appended to STATUS= after a refused reload, so `systemctl status` shows it until the next one.
+RELOAD_FAILED = "; the last reload failed (see the log), the previous configuration runs"
 
 
 def _load(config_path: str | None) -> tuple[Config, ssl.SSLContext] | None:
@@ -151,8 +153,8 @@ def install_hangup(
             reports.report(sdnotify.RELOADED)
             return
         sdnotify.reloading()
-        reload_app(app, config_path)
-        sdnotify.ready(f"serving {len(app.bound)} listeners")
+        applied = reload_app(app, config_path)
+        sdnotify.ready(f"serving {len(app.bound)} listeners" + ("" if applied else RELOAD_FAILED))
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hangup)
 
@@ -184,7 +186,7 @@ class WorkerSupervisor:
     def _hangup(self, _signum: int, _frame: object) -> None:
         sdnotify.reloading()
         if not check_config(self.config_path):
-            sdnotify.ready(self._status())
+            sdnotify.ready(self._status() + RELOAD_FAILED)
             return
         self._waiting_reloads = len(self.children)
         self._send(signal.SIGHUP)
