@@ -1,4 +1,6 @@
-"""Where ``seikyou-auth serve`` sends its log, and the cheap way it stamps each line.
+"""The cheap way ``seikyou-auth serve`` stamps each log line, and ``quote`` for client text.
+
+Where the log goes is decided by ``[log]`` (``server/logsetup.py``).
 
 Every login logs a line (``policy.log_login_attempt``), so the per-line cost of the
 logging module is part of the cost of a login. The stock formatter converts and
@@ -10,9 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TextIO
 
-__all__ = ["FORMAT", "ServerLogFormatter", "configure", "quote"]
+__all__ = ["FORMAT", "ServerLogFormatter", "quote"]
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -55,17 +56,3 @@ class ServerLogFormatter(logging.Formatter):
             text = time.strftime(self.default_time_format, self.converter(record.created))
             self._stamped = (second, text)
         return f"{text},{int(record.msecs):03d}"
-
-
-def configure(stream: TextIO) -> None:
-    """Log INFO and above to ``stream``."""
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(ServerLogFormatter(FORMAT))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    # FORMAT names no thread or process: spare every record looking them up (documented
-    # switches of the logging module; the process id costs a system call per record).
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
