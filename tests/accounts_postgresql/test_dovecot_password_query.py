@@ -198,3 +198,31 @@ def test_own_table_changes_reach_the_cache_by_cli_notify_or_trigger(
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_every_edge_case_value_comes_back_intact_or_as_a_bad_value(postgresql_dsn: str) -> None:
+    edge = json.loads((FIXTURE.parent / "dovecot_edge_cases.json").read_text())["entries"]
+    rows: list[tuple[str, str, str | None]] = [
+        (f"edge{index}", DOMAIN, entry["stored"]) for index, entry in enumerate(edge)
+    ]
+
+    async def scenario() -> None:
+        await load_users(postgresql_dsn, rows)
+        store = await started_store(postgresql_dsn, password_query=DOVECOT_QUERY)
+        bad_values = 0
+        try:
+            for index, entry in enumerate(edge):
+                try:
+                    account = await store.lookup(f"edge{index}")
+                except StoreUnavailable:
+                    # Only a scheme Dovecot does not know either is a bad stored value.
+                    assert "Unknown scheme" in entry["dovecot_says"], entry["command"]
+                    bad_values += 1
+                    continue
+                assert account is not None and account.password == entry["stored"]
+        finally:
+            await store.close()
+        unknown = sum("Unknown scheme" in entry["dovecot_says"] for entry in edge)
+        assert bad_values == unknown > 0
+
+    asyncio.run(scenario())
