@@ -69,8 +69,9 @@ def until(check: Callable[[], bool], timeout: float) -> bool:
     return False
 
 
+@pytest.mark.parametrize("how", ["stop", "kill"])
 def test_database_down_during_logins_gives_only_temporary_replies(
-    tmp_path: Path, database: PostgresqlServer
+    tmp_path: Path, database: PostgresqlServer, how: str
 ) -> None:
     dsn = database.create_database()
     asyncio.run(migrated(dsn))
@@ -117,7 +118,10 @@ def test_database_down_during_logins_gives_only_temporary_replies(
             worker.start()
         try:
             time.sleep(0.5)
-            database.stop()
+            if how == "stop":
+                database.stop()  # fast shutdown: PostgreSQL closes every connection
+            else:
+                database.kill()  # a crash: its backends go away on their own
             assert until(lambda: codes[454] >= 10, 20.0), codes
         finally:
             stop.set()
