@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import poplib
+import signal
 import smtplib
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 from pgkit import execute, migrated
 from serverkit import FAST_LIMITS, free_ports, serve_subprocess, write_config
+from support.child import end_child
 from support.postgresql import PostgresqlServer, postgresql_server
 
 USER = "ma10001a"
@@ -69,11 +72,7 @@ def until(check: Callable[[], bool], timeout: float) -> bool:
     return False
 
 
-@pytest.mark.parametrize("how", ["stop", "kill"])
-def test_database_down_during_logins_gives_only_temporary_replies(
-    tmp_path: Path, database: PostgresqlServer, how: str
-) -> None:
-    dsn = database.create_database()
+def seeded_database(dsn: str) -> None:
     asyncio.run(migrated(dsn))
     asyncio.run(
         execute(
@@ -83,7 +82,12 @@ def test_database_down_during_logins_gives_only_temporary_replies(
             "{PLAIN}" + PASSWORD,
         )
     )
-    submission, pop3, mx = free_ports(3)
+
+
+def serve_config(tmp_path: Path, dsn: str, query_timeout: float) -> tuple[Path, list[int]]:
+    """A config for submission, POP3 and MX on PostgreSQL; the three ports."""
+    ports = free_ports(3)
+    submission, pop3, mx = ports
     listeners = [
         {"protocol": "smtp", "role": "submission", "port": submission, "tls": "none"},
         {"protocol": "pop3", "port": pop3, "tls": "none"},
@@ -96,10 +100,20 @@ def test_database_down_during_logins_gives_only_temporary_replies(
             "domain": "seikyou.ne.jp",
             "data_dir": str(tmp_path / "data"),
             "limits": dict(FAST_LIMITS),
-            "accounts": {"store": "postgresql", "dsn": dsn, "query_timeout": 2.0},
+            "accounts": {"store": "postgresql", "dsn": dsn, "query_timeout": query_timeout},
             "listener": [{"address": "127.0.0.1", **entry} for entry in listeners],
         },
     )
+    return config, ports
+
+
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_database_down_during_logins_gives_only_temporary_replies(
+    tmp_path: Path, database: PostgresqlServer, how: str
+) -> None:
+    dsn = database.create_database()
+    seeded_database(dsn)
+    config, (submission, pop3, mx) = serve_config(tmp_path, dsn, query_timeout=2.0)
     with serve_subprocess(tmp_path, config, expect_lines=3):
         assert auth_plain(submission, PASSWORD) == 235
         assert auth_plain(submission, "wrong") == 535
@@ -142,4 +156,49 @@ def test_database_down_during_logins_gives_only_temporary_replies(
         assert mx_rcpt(mx) == 250
     log = (tmp_path / "serve.log").read_text()
     assert "PostgreSQL account store" in log
+    assert "Traceback" not in log
+
+
+def test_a_database_too_slow_to_answer_gives_temporary_replies(
+    tmp_path: Path, postgresql_session: PostgresqlServer
+) -> None:
+    dsn = postgresql_session.create_database()
+    seeded_database(dsn)
+    config, (submission, pop3, mx) = serve_config(tmp_path, dsn, query_timeout=1.0)
+    # Another session holds the accounts table locked: every lookup waits past the timeout.
+    locker = subprocess.Popen(
+        [
+            str(postgresql_session.bin_dir / "psql"),
+            "-X",
+            "-q",
+            "-d",
+            dsn,
+            "-c",
+            "BEGIN; LOCK TABLE seikyou.accounts IN ACCESS EXCLUSIVE MODE; "
+            "SELECT pg_sleep(60); COMMIT;",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        held = "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND granted"
+        name = dsn.rsplit("/", 1)[1]
+        assert until(lambda: postgresql_session.psql(held, name).stdout.strip() != "0", 10.0)
+        with serve_subprocess(tmp_path, config, expect_lines=3):
+            assert auth_plain(submission, PASSWORD) == 454
+            assert auth_plain(submission, "wrong") == 454
+            assert pop3_login(pop3, PASSWORD).startswith("-ERR [SYS/TEMP]")
+            assert mx_rcpt(mx) == 451
+            release = (
+                "SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+                "WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()"
+            )
+            postgresql_session.psql(release, name)
+            locker.wait(30)  # the lock went with its cancelled transaction
+            assert until(lambda: auth_plain(submission, PASSWORD) == 235, RECOVERY_SECONDS)
+            assert auth_plain(submission, "wrong") == 535
+    finally:
+        end_child(locker, signal.SIGTERM)
+    log = (tmp_path / "serve.log").read_text()
+    assert "did not answer within 1 s" in log
     assert "Traceback" not in log
