@@ -161,6 +161,8 @@ def test_password_query_configs_refuse_user_commands_but_notify(
         ({"store": "postgresql", "query_timeout": 0}, "must be > 0"),
         ({"store": "postgresql", "cache_ttl": -1}, ">= 0"),
         ({"store": "postgresql", "colour": "blue"}, "unknown key"),
+        ({"store": "postgresql", "dsn": "host=db password=hunter2"}, "postgresql://"),
+        ({"store": "postgresql", "dsn": "mysql://u:hunter2@db/x"}, "postgresql://"),
     ],
 )
 def test_bad_accounts_settings_are_one_line_errors(
@@ -170,6 +172,7 @@ def test_bad_accounts_settings_are_one_line_errors(
     result = cli(config, "user", "list", check=False)
     assert result.returncode == 2
     assert message in result.stderr and result.stderr.count("\n") == 1
+    assert "hunter2" not in result.stderr
 
 
 def test_unreachable_database_and_passwd_file_configs(tmp_path: Path) -> None:

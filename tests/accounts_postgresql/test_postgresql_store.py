@@ -114,15 +114,18 @@ def test_an_unmigrated_database_says_to_migrate(postgresql_dsn: str) -> None:
 
 def test_an_unreachable_database_is_a_temporary_failure_naming_no_secret() -> None:
     async def scenario() -> None:
-        dsn = f"postgresql://seikyou:hunter2@127.0.0.1:{closed_port()}/nowhere"
-        store = PostgresqlStore(dsn, domain=DOMAIN, query_timeout=2.0)
-        try:
-            with pytest.raises(StoreUnavailable) as raised:
-                await store.lookup("ma10001a")
-            assert "hunter2" not in str(raised.value)
-            assert "hunter2" not in repr(store)
-        finally:
-            await store.close()
+        for dsn in (
+            f"postgresql://seikyou:hunter2@127.0.0.1:{closed_port()}/nowhere",
+            "postgresql://seikyou:hunter2@127.0.0.1:notaport/nowhere",
+        ):
+            store = PostgresqlStore(dsn, domain=DOMAIN, query_timeout=2.0)
+            try:
+                with pytest.raises(StoreUnavailable) as raised:
+                    await store.lookup("ma10001a")
+                assert "hunter2" not in str(raised.value)
+                assert "hunter2" not in repr(store)
+            finally:
+                await store.close()
 
     asyncio.run(scenario())
 

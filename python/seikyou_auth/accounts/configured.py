@@ -15,7 +15,9 @@ from seikyou_auth.accounts.passwd_file import PasswdFileStore
 if TYPE_CHECKING:
     from seikyou_auth.server.config import Config
 
-__all__ = ["ManagedStore", "close_store", "open_store", "start_store"]
+__all__ = ["ManagedStore", "close_store", "dsn_problem", "open_store", "start_store"]
+
+_DSN_SCHEMES = ("postgresql://", "postgres://")
 
 
 @runtime_checkable
@@ -23,6 +25,16 @@ class ManagedStore(Protocol):
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+def dsn_problem(dsn: str) -> str | None:
+    """Why asyncpg cannot use ``dsn``, or None; never quoting it (it may hold a password)."""
+    if not dsn.startswith(_DSN_SCHEMES):
+        return (
+            "must be a URL starting with postgresql:// (libpq's key=value strings are not "
+            "supported), or empty for libpq's environment"
+        )
+    return None
 
 
 def open_store(config: Config) -> AccountStore:

@@ -46,8 +46,9 @@ logger = logging.getLogger(__name__)
 # Everything a lookup can meet from the database side: refused or lost connections,
 # timeouts, errors PostgreSQL reports (a bad query, a missing table, "starting up"), and
 # the driver's own confusion on a connection dying mid-query (InternalClientError, seen
-# while PostgreSQL shuts down under load).
+# while PostgreSQL shuts down under load), and a DSN it cannot parse (ValueError: a bad port).
 DATABASE_ERRORS = (
+    ValueError,
     OSError,
     TimeoutError,
     asyncpg.PostgresError,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import seikyou_auth
+from seikyou_auth.accounts.configured import dsn_problem
 from seikyou_auth.accounts.password_query import PasswordQueryError, parse_password_query
 from seikyou_auth.sasl import MECHANISMS
 
@@ -414,9 +415,12 @@ def _accounts(reader: _Reader) -> AccountsConfig:
             parse_password_query(query)
         except PasswordQueryError as error:
             raise ConfigError(f"{reader.where('password_query')}: {error}") from None
+    dsn = reader.text("dsn", default.dsn, allow_empty=True)
+    if dsn and (problem := dsn_problem(dsn)) is not None:
+        raise ConfigError(f"{reader.where('dsn')}: {problem}")
     return AccountsConfig(
         store=store,
-        dsn=reader.text("dsn", default.dsn, allow_empty=True),
+        dsn=dsn,
         pool_size=reader.integer("pool_size", default.pool_size, minimum=1, maximum=1000),
         password_query=query,
         cache_ttl=reader.non_negative_seconds("cache_ttl", default.cache_ttl),
