@@ -71,15 +71,23 @@ def run(dsn: str, timeout: float, work: Callable[[asyncpg.Connection], Awaitable
     return asyncio.run(connected())
 
 
+async def _change_one(
+    connection: asyncpg.Connection, unchanged: Exception, sql: str, *args: str
+) -> None:
+    """Run ``sql`` (which returns the name of the row it changed); ``unchanged`` if none."""
+    if await connection.fetchval(sql, *args) is None:
+        raise unchanged
+
+
 async def add_account(connection: asyncpg.Connection, name: str, stored: str) -> None:
-    added = await connection.fetchval(
+    await _change_one(
+        connection,
+        UserExists(f"user {name} already exists in {TABLE_LABEL}"),
         "INSERT INTO seikyou.accounts (name, password) VALUES ($1, $2) "
         "ON CONFLICT (name) DO NOTHING RETURNING name",
         name,
         stored,
     )
-    if added is None:
-        raise UserExists(f"user {name} already exists in {TABLE_LABEL}")
 
 
 async def get_password(connection: asyncpg.Connection, name: str) -> str | None:
@@ -90,22 +98,23 @@ async def get_password(connection: asyncpg.Connection, name: str) -> str | None:
 
 
 async def set_password(connection: asyncpg.Connection, name: str, stored: str) -> None:
-    changed = await connection.fetchval(
+    await _change_one(
+        connection,
+        UnknownUser(f"no user {name} in {TABLE_LABEL}"),
         "UPDATE seikyou.accounts SET password = $2, updated_at = now() WHERE name = $1 "
         "RETURNING name",
         name,
         stored,
     )
-    if changed is None:
-        raise UnknownUser(f"no user {name} in {TABLE_LABEL}")
 
 
 async def delete_account(connection: asyncpg.Connection, name: str) -> None:
-    deleted = await connection.fetchval(
-        "DELETE FROM seikyou.accounts WHERE name = $1 RETURNING name", name
+    await _change_one(
+        connection,
+        UnknownUser(f"no user {name} in {TABLE_LABEL}"),
+        "DELETE FROM seikyou.accounts WHERE name = $1 RETURNING name",
+        name,
     )
-    if deleted is None:
-        raise UnknownUser(f"no user {name} in {TABLE_LABEL}")
 
 
 async def list_accounts(connection: asyncpg.Connection) -> list[tuple[str, str]]:
