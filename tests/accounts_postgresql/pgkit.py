@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import smtplib
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -59,3 +61,12 @@ def closed_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def auth_plain(port: int, user: str, password: str) -> int:
+    """The reply code to AUTH PLAIN on a submission port without TLS (loopback is trusted)."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+        client.ehlo("client.example")
+        token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        code, _ = client.docmd("AUTH", f"PLAIN {token}")
+        return code

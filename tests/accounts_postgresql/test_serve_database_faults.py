@@ -5,7 +5,6 @@ after the database returns the server answers normally again by itself."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import poplib
 import signal
 import smtplib
@@ -17,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pgkit import execute, migrated
+from pgkit import auth_plain, execute, migrated
 from serverkit import FAST_LIMITS, free_ports, serve_subprocess, write_config
 from support.child import end_child
 from support.postgresql import PostgresqlServer, postgresql_server
@@ -31,15 +30,6 @@ RECOVERY_SECONDS = 15.0
 def database() -> Iterator[PostgresqlServer]:
     with postgresql_server() as server:
         yield server
-
-
-def auth_plain(port: int, password: str) -> int:
-    """The reply code to AUTH PLAIN on the submission port."""
-    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
-        client.ehlo("client.example")
-        token = base64.b64encode(f"\0{USER}\0{password}".encode()).decode()
-        code, _ = client.docmd("AUTH", f"PLAIN {token}")
-        return code
 
 
 def pop3_login(port: int, password: str) -> str:
@@ -115,8 +105,8 @@ def test_database_down_during_logins_gives_only_temporary_replies(
     seeded_database(dsn)
     config, (submission, pop3, mx) = serve_config(tmp_path, dsn, query_timeout=2.0)
     with serve_subprocess(tmp_path, config, expect_lines=3):
-        assert auth_plain(submission, PASSWORD) == 235
-        assert auth_plain(submission, "wrong") == 535
+        assert auth_plain(submission, USER, PASSWORD) == 235
+        assert auth_plain(submission, USER, "wrong") == 535
         assert pop3_login(pop3, PASSWORD) == "+OK"
         assert mx_rcpt(mx) == 250
 
@@ -125,7 +115,7 @@ def test_database_down_during_logins_gives_only_temporary_replies(
 
         def login_load() -> None:
             while not stop.is_set():
-                codes[auth_plain(submission, PASSWORD)] += 1
+                codes[auth_plain(submission, USER, PASSWORD)] += 1
 
         workers = [threading.Thread(target=login_load) for _ in range(4)]
         for worker in workers:
@@ -144,14 +134,14 @@ def test_database_down_during_logins_gives_only_temporary_replies(
         assert set(codes) <= {235, 454}, codes
 
         # Down: a right password, a wrong one, POP3 and a local recipient are all "later".
-        assert auth_plain(submission, PASSWORD) == 454
-        assert auth_plain(submission, "wrong") == 454
+        assert auth_plain(submission, USER, PASSWORD) == 454
+        assert auth_plain(submission, USER, "wrong") == 454
         assert pop3_login(pop3, PASSWORD).startswith("-ERR [SYS/TEMP]")
         assert mx_rcpt(mx) == 451
 
         database.start()
-        assert until(lambda: auth_plain(submission, PASSWORD) == 235, RECOVERY_SECONDS)
-        assert auth_plain(submission, "wrong") == 535
+        assert until(lambda: auth_plain(submission, USER, PASSWORD) == 235, RECOVERY_SECONDS)
+        assert auth_plain(submission, USER, "wrong") == 535
         assert pop3_login(pop3, PASSWORD) == "+OK"
         assert mx_rcpt(mx) == 250
     log = (tmp_path / "serve.log").read_text()
@@ -185,8 +175,8 @@ def test_a_database_too_slow_to_answer_gives_temporary_replies(
         name = dsn.rsplit("/", 1)[1]
         assert until(lambda: postgresql_session.psql(held, name).stdout.strip() != "0", 10.0)
         with serve_subprocess(tmp_path, config, expect_lines=3):
-            assert auth_plain(submission, PASSWORD) == 454
-            assert auth_plain(submission, "wrong") == 454
+            assert auth_plain(submission, USER, PASSWORD) == 454
+            assert auth_plain(submission, USER, "wrong") == 454
             assert pop3_login(pop3, PASSWORD).startswith("-ERR [SYS/TEMP]")
             assert mx_rcpt(mx) == 451
             release = (
@@ -195,8 +185,8 @@ def test_a_database_too_slow_to_answer_gives_temporary_replies(
             )
             postgresql_session.psql(release, name)
             locker.wait(30)  # the lock went with its cancelled transaction
-            assert until(lambda: auth_plain(submission, PASSWORD) == 235, RECOVERY_SECONDS)
-            assert auth_plain(submission, "wrong") == 535
+            assert until(lambda: auth_plain(submission, USER, PASSWORD) == 235, RECOVERY_SECONDS)
+            assert auth_plain(submission, USER, "wrong") == 535
     finally:
         end_child(locker, signal.SIGTERM)
     log = (tmp_path / "serve.log").read_text()

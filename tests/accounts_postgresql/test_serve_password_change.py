@@ -4,25 +4,15 @@ and cache (made after the fork), and ``user passwd`` takes effect in both within
 from __future__ import annotations
 
 import asyncio
-import base64
-import smtplib
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from pgkit import migrated
+from pgkit import auth_plain, migrated
 from serverkit import FAST_LIMITS, free_port, serve_subprocess, write_config
 
 USER = "ma10001a"
-
-
-def auth_plain(port: int, password: str) -> int:
-    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
-        client.ehlo("client.example")
-        token = base64.b64encode(f"\0{USER}\0{password}".encode()).decode()
-        code, _ = client.docmd("AUTH", f"PLAIN {token}")
-        return code
 
 
 def test_a_new_password_reaches_every_worker_within_a_second(
@@ -65,10 +55,10 @@ def test_a_new_password_reaches_every_worker_within_a_second(
     user("add", "old")
     with serve_subprocess(tmp_path, config, expect_lines=1):
         # Enough connections that SO_REUSEPORT hands both workers some, each caching "old".
-        assert [auth_plain(port, "old") for _ in range(20)] == [235] * 20
+        assert [auth_plain(port, USER, "old") for _ in range(20)] == [235] * 20
         user("passwd", "new")  # returns once committed
         time.sleep(1.0)
-        assert [auth_plain(port, "new") for _ in range(20)] == [235] * 20
-        assert auth_plain(port, "old") == 535
+        assert [auth_plain(port, USER, "new") for _ in range(20)] == [235] * 20
+        assert auth_plain(port, USER, "old") == 535
     log = (tmp_path / "serve.log").read_text()
     assert "Traceback" not in log
