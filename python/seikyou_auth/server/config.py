@@ -1,4 +1,4 @@
-"""Server configuration: the TOML file of SPEC.md §5, validated into dataclasses.
+"""Server configuration: the TOML file of docs/contract.md §5, validated into dataclasses.
 
 Every problem becomes one ``ConfigError`` whose message is a single line fit for
 stderr: the CLI prints it and exits 2. Relative paths in a file are resolved
@@ -246,7 +246,7 @@ _TOP_KEYS = {
 
 
 def load_config(path: str | None) -> Config:
-    """Read and validate ``path``; ``None`` gives the embedded default of SPEC.md §5."""
+    """Read and validate ``path``; ``None`` gives the embedded default of docs/contract.md §5."""
     if path is None:
         return _build({}, Path.cwd(), "embedded default")
     file = Path(path)
