@@ -277,7 +277,7 @@ class SeikyouAuthChecker:
         if failure is FailureReason.UNAVAILABLE:
             raise LoginUnavailable("temporary authentication failure")
         if failure is FailureReason.CREDENTIALS:
-            await self.failure_delay.failed(attempt.client)
+            await self.failure_delay.failed(attempt.client, username)
         raise cred_error.UnauthorizedLogin("authentication failed")
 
     async def _verify(self, credentials: Any, username: str, client: str) -> Account | None:

@@ -331,7 +331,7 @@ class AuthConnection(asyncio.Protocol):
         request.logged = True
         if outcome.reason in PENALISED:
             # Dovecot's order: the penalty is served before the FAIL is sent.
-            await self.ctx.failure_delay.failed(client)
+            await self.ctx.failure_delay.failed(client, outcome.username)
         elif outcome.reason is FailureReason.UNAVAILABLE:
             # A penalised address retrying a temporary failure at once must still wait.
             await self.ctx.failure_delay.hold(client)
