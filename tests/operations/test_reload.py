@@ -16,8 +16,8 @@ from opskit import (
     pop3_login,
     served,
 )
-from rawclient import RawClient
-from serverkit import POP3, POP3S, SMTP_SUBMISSIONS, write_passwd
+from support.rawclient import RawClient
+from support.serverkit import POP3, POP3S, SMTP_SUBMISSIONS, write_passwd
 
 from seikyou_auth.server.tls import generate_self_signed
 
@@ -146,6 +146,26 @@ def test_a_listener_change_says_a_restart_is_needed(tmp_path: Path) -> None:
         # the rest was applied
         with RawClient(port) as client:
             assert b"<" not in client.line()
+
+
+def test_a_shared_state_or_store_change_says_a_restart_is_needed(tmp_path: Path) -> None:
+    """[redis] and [accounts] hold connections opened at start: named, kept, not half-applied."""
+    with served(tmp_path, [POP3], accounts=ACCOUNTS) as server:
+        (port,) = server.ports
+        settings = dict(server.settings)
+        settings["redis"] = {"url": "redis://127.0.0.1:1/0"}
+        settings["accounts"] = {"store": "postgresql", "dsn": "postgresql://127.0.0.1:1/mail"}
+        server.rewrite_config(settings)
+        server.hangup()
+        restart = [line for line in server.log().splitlines() if "restart is needed" in line]
+        assert len(restart) == 1
+        assert "redis" in restart[0] and "accounts" in restart[0]
+        # the running node-local state and passwd-file store go on serving
+        with RawClient(port) as client:
+            client.line()
+            client.send("USER ma10001a\r\nPASS first-secret\r\n")
+            assert client.line().startswith(b"+OK")
+            assert client.line().startswith(b"+OK")
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,9 @@ What a reload applies: the TLS certificate and key, limits and penalty delays, t
 networks, the SMTP and POP3 settings, the accounts file, and ``[log]``. New connections
 get the new settings; open sessions finish with the ones they started with, so no
 connection is dropped. What it cannot apply without rebinding or re-forking (listeners,
-``workers``, ``event_loop``, ``data_dir``, ``[metrics]``, the relay settings the running
-relay task holds) keeps its running value, and one line says a restart is needed.
+``workers``, ``event_loop``, ``data_dir``, ``[metrics]``, ``[redis]`` and ``[accounts]``,
+whose connections and pools were opened at start, the relay settings the running relay
+task holds) keeps its running value, and one line says a restart is needed.
 
 A config or certificate that does not load changes nothing: one error line, and the
 server keeps running as it was (as ``postfix reload`` and ``doveadm reload`` do).
@@ -40,7 +41,7 @@ __all__ = ["WorkerSupervisor", "check_config", "install_hangup", "reload_app"]
 log = logging.getLogger("seikyou_auth.server")
 
 # Settings held by sockets, processes or the relay task: a reload keeps the running value.
-RESTART_ONLY = ("listeners", "workers", "event_loop", "data_dir", "metrics")
+RESTART_ONLY = ("listeners", "workers", "event_loop", "data_dir", "metrics", "redis", "accounts")
 RELAY_SETTINGS = ("relay_host", "relay_retry_delays")
 # Appended to STATUS= after a refused reload, so `systemctl status` shows it until the next one.
 RELOAD_FAILED = "; the last reload failed (see the log), the previous configuration runs"
