@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from serverkit import POP3, running_server
 from support.redis import redis_server
+from support.serverkit import POP3, running_server
 
 PASSWORD = "secret"
 

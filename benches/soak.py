@@ -62,7 +62,7 @@ from attackkit import (  # noqa: E402
     smtps_login,
     source_address,
 )
-from serverkit import DOMAIN  # noqa: E402
+from support.serverkit import DOMAIN  # noqa: E402
 
 from seikyou_auth.schemes import HASH_THREADS  # noqa: E402
 

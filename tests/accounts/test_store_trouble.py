@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from serverkit import DOMAIN, POP3, SMTP_MX, SMTP_SUBMISSION, RunningServer, running_server
+from support.serverkit import DOMAIN, POP3, SMTP_MX, SMTP_SUBMISSION, RunningServer, running_server
 
 ACCOUNT = "ma10001a"
 PASSWORD = "real user's pw"

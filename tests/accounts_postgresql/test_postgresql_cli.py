@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from serverkit import free_port, write_config
+from support.serverkit import free_port, write_config
 
 import seikyou_auth
 

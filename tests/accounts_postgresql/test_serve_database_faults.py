@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 from pgkit import auth_plain, execute, migrated
-from serverkit import FAST_LIMITS, free_ports, serve_subprocess, write_config
 from support.child import end_child
 from support.postgresql import PostgresqlServer, postgresql_server
+from support.serverkit import FAST_LIMITS, free_ports, serve_subprocess, write_config
 
 USER = "ma10001a"
 PASSWORD = "secret"

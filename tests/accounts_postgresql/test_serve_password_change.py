@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from pgkit import auth_plain, migrated
-from serverkit import FAST_LIMITS, free_port, serve_subprocess, write_config
+from support.serverkit import FAST_LIMITS, free_port, serve_subprocess, write_config
 
 USER = "ma10001a"
 

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
-from serverkit import port_is_free
 from support.child import end_child
+from support.serverkit import port_is_free
 from support.tools import require_tool
 
 README = Path(__file__).resolve().parents[2] / "README.md"

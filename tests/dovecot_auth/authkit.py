@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from serverkit import base_settings, write_config, write_passwd
+from support.serverkit import base_settings, write_config, write_passwd
 
 from seikyou_auth.server.app import ServerApp
 from seikyou_auth.server.config import Config, load_config

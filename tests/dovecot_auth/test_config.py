@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serverkit import toml_text
+from support.serverkit import toml_text
 
 from seikyou_auth.server.config import ConfigError, load_config
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 from authkit import AuthListener, running_auth_listener
-from serverkit import free_port
+from support.serverkit import free_port
 
 import seikyou_auth
 

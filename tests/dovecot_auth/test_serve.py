@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from authkit import CLIENT_HANDSHAKE, AuthClient
-from serverkit import base_settings, free_port, serve_subprocess, write_config, write_passwd
+from support.serverkit import base_settings, free_port, serve_subprocess, write_config, write_passwd
 
 
 # uvloop's transports are not asyncio.Transport subclasses: the listener must not care.

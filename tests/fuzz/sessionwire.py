@@ -11,7 +11,7 @@ import re
 import ssl
 
 from hypothesis import HealthCheck, Phase, settings
-from rawclient import RawClient
+from support.rawclient import RawClient
 
 DOMAIN = "seikyou.ne.jp"
 ACCOUNT = "ma10001a"

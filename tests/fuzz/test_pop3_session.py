@@ -26,7 +26,6 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from serverkit import POP3, RunningServer, running_server
 from sessionwire import (
     ACCOUNT,
     ACCOUNTS,
@@ -36,6 +35,7 @@ from sessionwire import (
     FuzzClient,
     ServerClosed,
 )
+from support.serverkit import POP3, RunningServer, running_server
 
 from seikyou_auth.server.maildir import MaildirStore
 

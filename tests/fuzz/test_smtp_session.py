@@ -28,7 +28,6 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from serverkit import SMTP_MX, SMTP_SUBMISSION, RunningServer, running_server
 from sessionwire import (
     ACCOUNT,
     ACCOUNTS,
@@ -39,6 +38,7 @@ from sessionwire import (
     FuzzClient,
     ServerClosed,
 )
+from support.serverkit import SMTP_MX, SMTP_SUBMISSION, RunningServer, running_server
 
 OWNED = f"{ACCOUNT}@{DOMAIN}"
 

@@ -38,7 +38,7 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
 from attackers import SERVER_ADDRESS, client_tls_context  # noqa: E402
-from serverkit import (  # noqa: E402  (the path insert above makes it importable from benches/)
+from support.serverkit import (  # noqa: E402  (the path insert above makes it importable from benches/)
     DOMAIN,
     HOSTNAME,
     base_settings,

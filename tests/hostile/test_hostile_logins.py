@@ -19,8 +19,8 @@ from attackkit import (
     smtps_login,
     source_address,
 )
-from serverkit import DOMAIN
 from smtp_wire import Wire, plain_ir
+from support.serverkit import DOMAIN
 
 ATTACK_SECONDS = 25
 

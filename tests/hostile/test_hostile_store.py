@@ -22,8 +22,8 @@ from attackkit import (
     pop3s_client,
     source_address,
 )
-from serverkit import DOMAIN
 from smtp_wire import Wire, plain_ir
+from support.serverkit import DOMAIN
 
 from seikyou_auth.server.maildir import MaildirStore
 

@@ -17,8 +17,8 @@ from attackkit import (
     hostile_server,
     source_address,
 )
-from serverkit import DOMAIN
 from smtp_wire import Wire, plain_ir
+from support.serverkit import DOMAIN
 
 from seikyou_auth.server.maildir import MaildirStore
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd_support import DOMAIN, PLAIN_PASSWORD, PLAIN_USER, TlsFiles
-from serverkit import free_port
+from support.serverkit import free_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "aiosmtpd_submission.py"
 ADDRESS = f"{PLAIN_USER}@{DOMAIN}"

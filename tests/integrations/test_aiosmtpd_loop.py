@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from aiosmtpd_support import DOMAIN, RecordingHandler, StartController, TlsFiles, passwd_line
-from serverkit import free_port
+from support.serverkit import free_port
 
 import seikyou_auth
 

@@ -25,7 +25,7 @@ from aiosmtpd_support import (
     StartController,
     TlsFiles,
 )
-from serverkit import free_port
+from support.serverkit import free_port
 
 import seikyou_auth
 from seikyou_auth.server.policy import FailureDelay, Policy

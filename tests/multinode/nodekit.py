@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serverkit import DOMAIN, free_ports, serve_subprocess, write_config, write_passwd
 from support.redis import RedisServer
+from support.serverkit import DOMAIN, free_ports, serve_subprocess, write_config, write_passwd
 
 HOSTNAME = "mail.test.seikyou.ne.jp"
 NODE_ADDRESSES = {"a": "127.0.0.2", "b": "127.0.0.3"}

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from serverkit import free_port, serve_command, serve_subprocess, write_config
+from support.serverkit import free_port, serve_command, serve_subprocess, write_config
 
 from seikyou_auth.server.config import ConfigError, RedisConfig, load_config
 

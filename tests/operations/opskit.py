@@ -23,8 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rawclient import RawClient
-from serverkit import base_settings, free_ports, serve_subprocess, write_config, write_passwd
+from support.rawclient import RawClient
+from support.serverkit import (
+    base_settings,
+    free_ports,
+    serve_subprocess,
+    write_config,
+    write_passwd,
+)
 
 NOTIFY_TIMEOUT = 30.0
 

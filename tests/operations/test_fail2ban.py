@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from opskit import served
-from rawclient import RawClient
-from serverkit import POP3, SMTP_SUBMISSION
+from support.rawclient import RawClient
+from support.serverkit import POP3, SMTP_SUBMISSION
 from support.tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from opskit import served
-from rawclient import RawClient
-from serverkit import POP3, free_port, serve_command, write_config
+from support.rawclient import RawClient
+from support.serverkit import POP3, free_port, serve_command, write_config
 
 ACCOUNTS = {"ma10001a": "first-secret"}
 # quotes, a backslash, a forged field and non-ASCII: what a log reader could misread

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from opskit import client_context, pop3_login, served
 from prometheus_client.parser import text_string_to_metric_families
-from rawclient import RawClient
-from serverkit import POP3S, SMTP_SUBMISSIONS, free_port, serve_command, write_config
+from support.rawclient import RawClient
+from support.serverkit import POP3S, SMTP_SUBMISSIONS, free_port, serve_command, write_config
 from support.tools import require_tool
 
 ACCOUNTS = {"ma10001a": "first-secret", "ma20002b": "second-secret"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from opskit import NotifySocket, served
-from serverkit import POP3S
+from support.serverkit import POP3S
 
 from seikyou_auth.server import sdnotify
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 
-from rawclient import RawClient
+from support.rawclient import RawClient
 
 
 class RawPop3(RawClient):

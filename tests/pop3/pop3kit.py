@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from serverkit import POP3, POP3S, SMTP_SUBMISSION, RunningServer, running_server
+from support.serverkit import POP3, POP3S, SMTP_SUBMISSION, RunningServer, running_server
 
 import seikyou_auth
 from seikyou_auth.server.config import Config

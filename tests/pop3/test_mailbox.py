@@ -30,7 +30,7 @@ def read(mailbox: Mailbox, message: Message) -> bytes:
         return to_crlf(handle.read())
 
 
-# The thread in which tests/serverkit.py runs the server's event loop.
+# The thread in which tests/support/serverkit.py runs the server's event loop.
 SERVER_LOOP_THREAD = "seikyou-test-server"
 
 

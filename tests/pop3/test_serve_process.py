@@ -8,7 +8,7 @@ import signal
 import threading
 from pathlib import Path
 
-from serverkit import free_port, serve_subprocess, write_config, write_passwd
+from support.serverkit import free_port, serve_subprocess, write_config, write_passwd
 
 from seikyou_auth.server.maildir import MaildirStore
 

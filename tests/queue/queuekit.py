@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from serverkit import DOMAIN, SMTP_SUBMISSION, RunningServer, free_port, running_server
+from support.serverkit import DOMAIN, SMTP_SUBMISSION, RunningServer, free_port, running_server
 
 LOCAL_ACCOUNT = "ma10001a"
 PASSWORD = "kaeru-pyon"

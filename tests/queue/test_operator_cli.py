@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serverkit import (
+from support.serverkit import (
     SMTP_MX,
     SMTP_SUBMISSION,
     SMTP_SUBMISSIONS,

@@ -23,7 +23,7 @@ from queuekit import (
     submit_to,
     wait_for,
 )
-from serverkit import (
+from support.serverkit import (
     SMTP_SUBMISSION,
     RunningServer,
     base_settings,

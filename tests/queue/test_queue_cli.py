@@ -18,7 +18,7 @@ from queuekit import (
     relay_settings,
     smarthost,
 )
-from serverkit import SMTP_SUBMISSION, base_settings, write_config, write_passwd
+from support.serverkit import SMTP_SUBMISSION, base_settings, write_config, write_passwd
 
 from seikyou_auth.server.config import load_config
 from seikyou_auth.server.queue import DeliveryState, Envelope, MailQueue

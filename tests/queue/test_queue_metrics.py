@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from queuekit import ACCOUNTS, LOCAL_ACCOUNT, relay_settings, smarthost, submit_to, wait_for
-from serverkit import (
+from support.serverkit import (
     SMTP_SUBMISSION,
     base_settings,
     free_ports,

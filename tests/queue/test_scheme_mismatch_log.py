@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serverkit import (
+from support.serverkit import (
     POP3,
     SMTP_SUBMISSION,
     RunningServer,

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from rawclient import RawClient
-from serverkit import POP3S, SMTP_MX, SMTP_SUBMISSIONS, running_server
+from support.rawclient import RawClient
+from support.serverkit import POP3S, SMTP_MX, SMTP_SUBMISSIONS, running_server
 
 from seikyou_auth.server.connection import Admission, ThrottledLog
 

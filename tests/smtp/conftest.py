@@ -6,8 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serverkit import SMTP_MX, SMTP_SUBMISSION, SMTP_SUBMISSIONS, RunningServer, running_server
 from smtp_wire import ACCOUNTS
+from support.serverkit import (
+    SMTP_MX,
+    SMTP_SUBMISSION,
+    SMTP_SUBMISSIONS,
+    RunningServer,
+    running_server,
+)
 
 
 @pytest.fixture

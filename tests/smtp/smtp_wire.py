@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import ssl
 
-from rawclient import RawClient
+from support.rawclient import RawClient
 
 import seikyou_auth
 

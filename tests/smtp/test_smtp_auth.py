@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-from serverkit import SMTP_SUBMISSION, RunningServer, running_server
 from smtp_wire import (
     ACCOUNT,
     ACCOUNTS,
@@ -21,6 +20,7 @@ from smtp_wire import (
     client_tls_context,
     plain_ir,
 )
+from support.serverkit import SMTP_SUBMISSION, RunningServer, running_server
 
 MECHANISMS = ["CRAM-MD5", "LOGIN", "PLAIN"]
 

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from serverkit import write_config
+from support.serverkit import write_config
 
 from seikyou_auth.server.app import main, prepare_data_dir
 from seikyou_auth.server.config import DEFAULT_LISTENERS, ConfigError, load_config

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from serverkit import (
+from smtp_wire import ACCOUNT, ADDRESS, OTHER_ACCOUNT, PASSWORD
+from support.serverkit import (
     RunningServer,
     free_port,
     port_is_free,
@@ -18,7 +19,6 @@ from serverkit import (
     write_config,
     write_passwd,
 )
-from smtp_wire import ACCOUNT, ADDRESS, OTHER_ACCOUNT, PASSWORD
 
 SWAKS = shutil.which("swaks")
 pytestmark = pytest.mark.skipif(SWAKS is None, reason="swaks is not installed")

@@ -17,8 +17,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from serverkit import free_port
 from support.child import end_child
+from support.serverkit import free_port
 from support.tools import require_tool
 
 __all__ = ["RedisServer", "redis_server"]
