@@ -17,10 +17,6 @@ PACKAGE = Path(seikyou_auth.__file__).resolve().parent
 TWIN = "seikyou_auth._pure"
 # The one place that may name the twin: where the backend is chosen.
 BACKEND_CHOICE = PACKAGE / "__init__.py"
-# Written before the core exported its scheme table, by the PostgreSQL store's owner, who is
-# to switch them to ``schemes.stored_scheme``; the test below fails once one is stale, so the
-# list only ever shrinks.
-NOT_YET_SWITCHED = {"accounts/postgresql.py"}
 
 
 def module_name(path: Path) -> str:
@@ -68,12 +64,7 @@ def imports_twin(modules: set[str]) -> set[str]:
 
 
 def test_no_module_outside_the_twin_imports_it() -> None:
-    offenders = _offenders()
-    assert {name: offenders[name] for name in offenders.keys() - NOT_YET_SWITCHED} == {}
-
-
-def test_the_modules_not_yet_switched_still_need_to() -> None:
-    assert NOT_YET_SWITCHED <= _offenders().keys(), "switched: remove them from NOT_YET_SWITCHED"
+    assert _offenders() == {}
 
 
 def _offenders() -> dict[str, list[str]]:

@@ -30,13 +30,13 @@ from typing import Any
 
 import asyncpg
 
-from seikyou_auth._pure._schemes import parse_scheme, split_stored
 from seikyou_auth.accounts.cache import LookupCache
 from seikyou_auth.accounts.model import Account
 from seikyou_auth.accounts.passwd_file import canonical_name, usable_name
 from seikyou_auth.accounts.password_query import PasswordQuery, parse_password_query
 from seikyou_auth.accounts.sql_schema import ACCOUNTS_TABLE, CHANNEL, FLUSH_ALL
 from seikyou_auth.errors import StoreUnavailable, UnsupportedScheme
+from seikyou_auth.schemes import stored_scheme
 from seikyou_auth.server.serverlog import quote
 
 __all__ = ["DATABASE_ERRORS", "PostgresqlStore"]
@@ -240,7 +240,7 @@ class PostgresqlStore:
         if not isinstance(password, str):
             raise self._bad_account(name, "no 'password' column, or it is NULL")
         try:
-            parse_scheme(split_stored(password)[0])
+            stored_scheme(password)
         except UnsupportedScheme:
             raise self._bad_account(name, "the stored password has an unsupported scheme") from None
         fixed = {column: str(row.get(column) or "") for column in _FIXED_COLUMNS}
