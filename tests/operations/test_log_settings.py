@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import grp
 import json
 import os
+import pwd
 import socket
 import subprocess
 from pathlib import Path
@@ -12,10 +14,12 @@ import pytest
 from opskit import served
 from support.rawclient import RawClient
 from support.serverkit import POP3, free_port, serve_command, write_config
+from support.tools import require_tool
 
 ACCOUNTS = {"ma10001a": "first-secret"}
 # quotes, a backslash, a forged field and non-ASCII: what a log reader could misread
 HOSTILE_NAME = 'x" client=203.0.113.9 \\ é'
+CONTRIB = Path(__file__).resolve().parents[2] / "contrib"
 SYSLOG_MAIL_INFO = b"<22>"  # facility mail (2) * 8 + severity info (6)
 
 
@@ -53,6 +57,36 @@ def test_a_moved_log_file_is_reopened(tmp_path: Path) -> None:
         assert "result=ok" in rotated.read_text()
         assert "result=failed" not in rotated.read_text()
         assert "result=failed" in log_file.read_text()
+    assert "result=ok" not in log_file.read_text()
+
+
+def test_the_contrib_logrotate_snippet_rotates_a_live_log(tmp_path: Path) -> None:
+    """Debian's logrotate runs our snippet (only the path and owner changed) under a server."""
+    logrotate = require_tool("logrotate")
+    log_file = tmp_path / "seikyou-auth.log"
+    owner = f"{pwd.getpwuid(os.getuid()).pw_name} {grp.getgrgid(os.getgid()).gr_name}"
+    snippet = (CONTRIB / "systemd" / "seikyou-auth.logrotate").read_text()
+    assert "/var/log/seikyou-auth/seikyou-auth.log {" in snippet
+    config = tmp_path / "logrotate.conf"
+    config.write_text(
+        snippet.replace("/var/log/seikyou-auth/seikyou-auth.log", str(log_file)).replace(
+            "seikyou-auth seikyou-auth", owner
+        )
+    )
+    settings = {"log": {"destination": "file", "file": str(log_file)}}
+    with served(tmp_path, [POP3], settings, ACCOUNTS) as server:
+        _login(server.ports[0], "ma10001a", "first-secret")
+        subprocess.run(
+            [logrotate, "--force", "--state", str(tmp_path / "state"), str(config)],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        _login(server.ports[0], "ma10001a", "wrong")
+        rotated = tmp_path / "seikyou-auth.log.1"  # delaycompress: the newest stays plain
+        assert "result=ok" in rotated.read_text()
+        assert "result=failed" in log_file.read_text()
+    assert "result=failed" not in rotated.read_text()
     assert "result=ok" not in log_file.read_text()
 
 

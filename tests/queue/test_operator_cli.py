@@ -209,6 +209,41 @@ def test_check_config_on_broken_files(tmp_path: Path, text: str, error: str) -> 
     assert "Traceback" not in result.stderr
 
 
+# Each optional dependency a config can need, as the config asks for it, and the extra named.
+NEEDS_EXTRA = [
+    ("asyncpg", '[accounts]\nstore = "postgresql"\n', "seikyou-auth[postgresql]"),
+    ("redis", '[redis]\nurl = "redis://127.0.0.1:1/0"\n', "seikyou-auth[redis]"),
+    ("prometheus_client", "[metrics]\nenabled = true\n", "seikyou-auth[metrics]"),
+]
+WITHOUT_MODULE = """
+import sys
+sys.modules[sys.argv[1]] = None  # as if the extra were not installed: importing it fails
+from seikyou_auth.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize(("module", "table", "extra"), NEEDS_EXTRA)
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_a_missing_extra_is_one_line_before_anything_starts(
+    tmp_path: Path, module: str, table: str, extra: str, command: str
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'data_dir = "data"\n{table}')
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_MODULE, module, command, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("seikyou-auth: ") and f"pip install '{extra}'" in last, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()  # refused before the data directory is made
+
+
 def test_check_config_on_a_garbage_certificate(tmp_path: Path) -> None:
     (tmp_path / "cert.pem").write_text("not a certificate\n")
     (tmp_path / "key.pem").write_text("not a key\n")

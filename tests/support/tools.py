@@ -30,6 +30,7 @@ DEBIAN_PACKAGES = {
     "promtool": "prometheus",
     "fail2ban-regex": "fail2ban",
     "systemd-analyze": "systemd",
+    "logrotate": "logrotate",
 }
 
 

@@ -15,9 +15,20 @@ from seikyou_auth.accounts.passwd_file import PasswdFileStore
 if TYPE_CHECKING:
     from seikyou_auth.server.config import Config
 
-__all__ = ["ManagedStore", "close_store", "dsn_problem", "open_store", "start_store"]
+__all__ = [
+    "MISSING_EXTRA",
+    "ManagedStore",
+    "close_store",
+    "dsn_problem",
+    "open_store",
+    "start_store",
+]
 
 _DSN_SCHEMES = ("postgresql://", "postgres://")
+MISSING_EXTRA = (
+    "[accounts] store = \"postgresql\" needs the 'postgresql' extra:"
+    " pip install 'seikyou-auth[postgresql]'"
+)
 
 
 @runtime_checkable

@@ -9,6 +9,7 @@ a config file. Secrets that a setting may carry (a password in a ``redis://`` or
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import ipaddress
 import json
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from seikyou_auth.schemes import mechanism_allowed
+from seikyou_auth.server import metrics
 from seikyou_auth.server.config import Config, ConfigError
 from seikyou_auth.server.relay import relay_warning
 
@@ -24,6 +26,7 @@ __all__ = [
     "config_errors",
     "config_warnings",
     "effective_settings",
+    "missing_extras",
     "unservable_mechanisms",
     "unservable_text",
 ]
@@ -72,8 +75,36 @@ def config_warnings(config: Config) -> list[str]:
     return warnings
 
 
+def missing_extras(config: Config) -> list[str]:
+    """One line per optional dependency the config needs and this installation lacks."""
+    from seikyou_auth.accounts import configured
+    from seikyou_auth.server.shared import client
+
+    needed = []
+    if config.accounts.store == "postgresql":
+        needed.append(("asyncpg", configured.MISSING_EXTRA))
+    if config.redis is not None:
+        needed.append(("redis", client.MISSING_EXTRA))
+    if config.metrics.enabled:
+        needed.append(("prometheus_client", metrics.MISSING_EXTRA))
+    return [message for module, message in needed if not _importable(module)]
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
 def config_errors(config: Config) -> list[str]:
-    """What stops ``serve`` beyond the file's syntax: TLS files named but missing or unusable."""
+    """What stops ``serve`` beyond the file's syntax: a missing extra, TLS files named but
+    missing or unusable."""
+    return missing_extras(config) + _tls_errors(config)
+
+
+def _tls_errors(config: Config) -> list[str]:
     from seikyou_auth.server.tls import server_context
 
     if config.tls_may_generate and not config.tls_cert.exists() and not config.tls_key.exists():

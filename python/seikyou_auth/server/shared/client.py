@@ -22,11 +22,11 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
-__all__ = ["REDIS_EXTRA", "SharedRedis"]
+__all__ = ["MISSING_EXTRA", "SharedRedis"]
 
 log = logging.getLogger("seikyou_auth.shared")
 
-REDIS_EXTRA = "redis"
+MISSING_EXTRA = "[redis] needs the 'redis' extra: pip install 'seikyou-auth[redis]'"
 T = TypeVar("T")
 
 
@@ -55,10 +55,7 @@ class SharedRedis:
             from redis.asyncio import Redis
             from redis.exceptions import RedisError
         except ImportError:
-            raise ConfigError(
-                f"[redis] needs the '{REDIS_EXTRA}' extra:"
-                f" pip install 'seikyou-auth[{REDIS_EXTRA}]'"
-            ) from None
+            raise ConfigError(MISSING_EXTRA) from None
         try:
             # redis-py's own retries would multiply the timeout; one try, then node-local.
             self.client: Redis = Redis.from_url(
