@@ -1,8 +1,10 @@
 """Fixtures shared by the whole suite.
 
 ``backend`` runs a test once per backend: the Rust extension and the
-pure-Python twin. When the extension is not built, its half is skipped
-unless CI=true, where a missing extension is a failure.
+pure-Python twin. ``both_backends`` hands a test the two at once, ``(rust, python)``, for
+differential tests. Both load the extension through ``rust_backend``, the suite's one loader:
+when the extension is not built the test is skipped, unless CI=true, where a missing extension
+is a failure.
 
 Under CI=true a run on a machine without every external program the suite drives
 (``support.tools.DEBIAN_PACKAGES``) stops before the first test.
@@ -18,7 +20,8 @@ import pytest
 from support.tools import missing_tools
 
 
-def _rust_backend() -> ModuleType:
+def rust_backend() -> ModuleType:
+    """The Rust extension ``seikyou_auth._core``; skipped when not built, a failure under CI."""
     try:
         return importlib.import_module("seikyou_auth._core")
     except ImportError:
@@ -37,7 +40,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 BACKEND_LOADERS = {
-    "rust": _rust_backend,
+    "rust": rust_backend,
     "python": lambda: importlib.import_module("seikyou_auth._pure"),
 }
 
@@ -46,6 +49,12 @@ BACKEND_LOADERS = {
 def backend(request: pytest.FixtureRequest) -> ModuleType:
     """The module of one backend; both expose the same names as seikyou_auth."""
     return BACKEND_LOADERS[request.param]()
+
+
+@pytest.fixture
+def both_backends() -> tuple[ModuleType, ModuleType]:
+    """``(rust, python)``: both backends at once, for tests that compare them."""
+    return rust_backend(), BACKEND_LOADERS["python"]()
 
 
 _CORE_NAMES = importlib.import_module("seikyou_auth._pure").__all__

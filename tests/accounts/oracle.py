@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-import pytest
+from support.tools import require_tool
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-DOVEADM = shutil.which("doveadm")
 
 
 def load_fixture(name: str) -> Any:
@@ -23,12 +18,8 @@ def load_fixture(name: str) -> Any:
 
 
 def require_doveadm() -> str:
-    """The doveadm path; skipped only outside CI when Dovecot is not installed."""
-    if DOVEADM is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("doveadm (dovecot-core) is required in CI")
-        pytest.skip("doveadm (dovecot-core) is not installed")
-    return DOVEADM
+    """The doveadm path; the suite's one rule for a missing program (``support.tools``)."""
+    return require_tool("doveadm")
 
 
 def doveadm_pw(*args: str) -> subprocess.CompletedProcess[str]:
@@ -39,15 +30,6 @@ def doveadm_pw(*args: str) -> subprocess.CompletedProcess[str]:
 
 def doveadm_verifies(stored: str, password: str) -> bool:
     return doveadm_pw("-t", stored, "-p", password).returncode == 0
-
-
-def rust_backend() -> ModuleType:
-    try:
-        return importlib.import_module("seikyou_auth._core")
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip("Rust extension seikyou_auth._core is not built")
 
 
 def run_cli(

@@ -10,9 +10,9 @@ from types import ModuleType
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from oracle import doveadm_verifies, load_fixture
 
 from seikyou_auth.errors import UnsupportedScheme
-from tests.accounts.oracle import doveadm_verifies, load_fixture
 
 EDGE = load_fixture("dovecot_edge_cases.json")
 PASSWORD = EDGE["password"].encode()

@@ -11,15 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
-
-import seikyou_auth
-from tests.accounts.oracle import (
+from oracle import (
     doveadm_pw,
     doveadm_verifies,
     load_fixture,
     require_doveadm,
     run_cli,
 )
+
+import seikyou_auth
 
 DOMAIN = "seikyou.ne.jp"
 

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.accounts.oracle import require_doveadm, run_cli
+from oracle import require_doveadm, run_cli
 
 ACCOUNTS = {
     "ma10001a": ("SHA512-CRYPT", "Kaze-no-tani1"),

@@ -6,8 +6,7 @@ import re
 from types import ModuleType
 
 import pytest
-
-from tests.accounts.oracle import doveadm_pw, doveadm_verifies, load_fixture
+from oracle import doveadm_pw, doveadm_verifies, load_fixture
 
 PASSWORD = "pässwörd 日本 :$"
 SCHEMES = (

@@ -10,12 +10,12 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from oracle import FIXTURES, load_fixture
 
 import seikyou_auth
 from seikyou_auth import schemes
 from seikyou_auth.accounts import Account, AccountStore, PasswdFileStore
 from seikyou_auth.errors import StoreUnavailable
-from tests.accounts.oracle import FIXTURES, load_fixture
 
 DOMAIN = "seikyou.ne.jp"
 PASSWORDS: dict[str, str] = load_fixture("dovecot_passwd.json")

@@ -146,8 +146,8 @@ def test_plain_round_trip(backend: ModuleType, authzid: str, authcid: str, passw
 
 @fixture_settings
 @given(line=base64_lines)
-def test_backends_decode_alike(rust_and_python: tuple[ModuleType, ModuleType], line: bytes) -> None:
-    rust, python = rust_and_python
+def test_backends_decode_alike(both_backends: tuple[ModuleType, ModuleType], line: bytes) -> None:
+    rust, python = both_backends
     assert outcome(rust.decode_response, line) == outcome(python.decode_response, line)
 
 
@@ -160,24 +160,22 @@ def test_backends_decode_alike(rust_and_python: tuple[ModuleType, ModuleType], l
     )
 )
 def test_decode_plain_is_the_two_calls_fused(
-    rust_and_python: tuple[ModuleType, ModuleType], line: bytes
+    both_backends: tuple[ModuleType, ModuleType], line: bytes
 ) -> None:
-    for backend in rust_and_python:
+    for backend in both_backends:
 
         def two_calls(line: bytes, backend: ModuleType = backend) -> Any:
             return backend.parse_plain(backend.decode_response(line))
 
         assert outcome(backend.decode_plain, line) == outcome(two_calls, line), backend.__name__
-    rust, python = rust_and_python
+    rust, python = both_backends
     assert outcome(rust.decode_plain, line) == outcome(python.decode_plain, line)
 
 
 @fixture_settings
 @given(message=sasl_messages)
-def test_backends_parse_alike(
-    rust_and_python: tuple[ModuleType, ModuleType], message: bytes
-) -> None:
-    rust, python = rust_and_python
+def test_backends_parse_alike(both_backends: tuple[ModuleType, ModuleType], message: bytes) -> None:
+    rust, python = both_backends
     for name in (
         "parse_plain",
         "parse_login_username",
@@ -192,9 +190,9 @@ def test_backends_parse_alike(
 @fixture_settings
 @given(message=cram_messages)
 def test_backends_parse_cram_alike(
-    rust_and_python: tuple[ModuleType, ModuleType], message: bytes
+    both_backends: tuple[ModuleType, ModuleType], message: bytes
 ) -> None:
-    rust, python = rust_and_python
+    rust, python = both_backends
     assert outcome(rust.parse_cram_md5_response, message) == outcome(
         python.parse_cram_md5_response, message
     )
@@ -203,9 +201,9 @@ def test_backends_parse_cram_alike(
 @fixture_settings
 @given(key=keys, message=messages, digest=hex_digests)
 def test_backends_digest_alike(
-    rust_and_python: tuple[ModuleType, ModuleType], key: bytes, message: bytes, digest: str
+    both_backends: tuple[ModuleType, ModuleType], key: bytes, message: bytes, digest: str
 ) -> None:
-    rust, python = rust_and_python
+    rust, python = both_backends
     assert rust.cram_md5_prepare(key) == python.cram_md5_prepare(key)
     assert rust.cram_md5_digest(key, message) == python.cram_md5_digest(key, message)
     assert rust.apop_digest(message, key) == python.apop_digest(message, key)
@@ -224,9 +222,9 @@ def test_backends_digest_alike(
 @fixture_settings
 @given(value=st.sampled_from([bytearray(b"QQ=="), memoryview(b"QQ=="), 0, None, ["QQ=="]]))
 def test_backends_agree_on_non_bytes(
-    rust_and_python: tuple[ModuleType, ModuleType], value: object
+    both_backends: tuple[ModuleType, ModuleType], value: object
 ) -> None:
-    rust, python = rust_and_python
+    rust, python = both_backends
     for name in ("decode_response", "parse_plain", "encode_challenge", "cram_md5_prepare"):
         assert outcome(getattr(rust, name), value) == outcome(getattr(python, name), value), name
 
@@ -333,9 +331,9 @@ def stored_with(name: str, value: str, braces: bool) -> str:
 @fixture_settings
 @given(hostname=hostnames)
 def test_backends_build_msg_ids_alike(
-    rust_and_python: tuple[ModuleType, ModuleType], hostname: str
+    both_backends: tuple[ModuleType, ModuleType], hostname: str
 ) -> None:
-    rust, python = rust_and_python
+    rust, python = both_backends
     for name in ("cram_md5_challenge", "apop_timestamp"):
         rust_result = outcome(getattr(rust, name), hostname)
         python_result = outcome(getattr(python, name), hostname)
@@ -351,13 +349,13 @@ def test_backends_build_msg_ids_alike(
 @settings(fixture_settings, max_examples=300)
 @given(name=scheme_names, value=stored_values, braces=st.booleans(), password=stored_passwords)
 def test_backends_verify_any_stored_value_alike(
-    rust_and_python: tuple[ModuleType, ModuleType],
+    both_backends: tuple[ModuleType, ModuleType],
     name: str,
     value: str,
     braces: bool,
     password: bytes,
 ) -> None:
-    rust, python = rust_and_python
+    rust, python = both_backends
     stored = stored_with(name, value, braces)
     assert outcome(rust.verify_password, stored, password) == outcome(
         python.verify_password, stored, password
@@ -367,10 +365,10 @@ def test_backends_verify_any_stored_value_alike(
 @fixture_settings
 @given(name=scheme_names, password=st.binary(max_size=40))
 def test_backends_hash_alike(
-    rust_and_python: tuple[ModuleType, ModuleType], name: str, password: bytes
+    both_backends: tuple[ModuleType, ModuleType], name: str, password: bytes
 ) -> None:
     """Same refusals, and what one backend hashes the other verifies."""
-    rust, python = rust_and_python
+    rust, python = both_backends
     if name.upper().startswith("ARGON2ID"):
         password = password[:4]  # 64 MiB per hash: keep these examples few and cheap otherwise
     rust_result = outcome(rust.hash_password, password, name)
@@ -388,13 +386,13 @@ def test_backends_hash_alike(
 @fixture_settings
 @given(key=keys, message=messages, digest=any_text, username=any_text)
 def test_backends_take_any_text_alike(
-    rust_and_python: tuple[ModuleType, ModuleType],
+    both_backends: tuple[ModuleType, ModuleType],
     key: bytes,
     message: bytes,
     digest: str,
     username: str,
 ) -> None:
-    rust, python = rust_and_python
+    rust, python = both_backends
     state = python.cram_md5_prepare(key)
     for name, arguments in [
         ("cram_md5_verify", (key, message, digest)),
@@ -411,9 +409,9 @@ def test_backends_take_any_text_alike(
 # Dovecot and both backends compare scheme names in ASCII only: str.upper() would not.
 @pytest.mark.parametrize("name", ["pla\u0131n", "\u017fsha256", "PLAIN.ba\u017fe64"])
 def test_scheme_names_are_ascii_case_insensitive(
-    rust_and_python: tuple[ModuleType, ModuleType], name: str
+    both_backends: tuple[ModuleType, ModuleType], name: str
 ) -> None:
-    for backend in rust_and_python:
+    for backend in both_backends:
         assert outcome(backend.verify_password, f"{{{name}}}test", b"test") == (
             "error",
             UnsupportedScheme,
@@ -424,9 +422,9 @@ def test_scheme_names_are_ascii_case_insensitive(
 @settings(fixture_settings, max_examples=300)
 @given(name=scheme_names, value=stored_values, braces=st.booleans())
 def test_backends_parse_any_stored_value_alike(
-    rust_and_python: tuple[ModuleType, ModuleType], name: str, value: str, braces: bool
+    both_backends: tuple[ModuleType, ModuleType], name: str, value: str, braces: bool
 ) -> None:
-    rust, python = rust_and_python
+    rust, python = both_backends
     stored = stored_with(name, value, braces)
     assert outcome(rust.parse_stored, stored) == outcome(python.parse_stored, stored)
     assert outcome(rust.scheme_info, name) == outcome(python.scheme_info, name)

@@ -28,8 +28,8 @@ ROWS = {
 }
 
 
-def test_the_two_tables_are_equal(rust_and_python: tuple[ModuleType, ModuleType]) -> None:
-    rust, python = rust_and_python
+def test_the_two_tables_are_equal(both_backends: tuple[ModuleType, ModuleType]) -> None:
+    rust, python = both_backends
     assert rust.SCHEMES == python.SCHEMES
     for name in ROWS:
         for suffix in SUFFIXES:
