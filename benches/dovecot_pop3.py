@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from seikyou_auth.server.maildir import MaildirStore
+from seikyou_auth.storage.maildir_writer import MaildirStore
 
 BENCHES = Path(__file__).resolve().parent
 PASSWORD = "bench-Secret 1"

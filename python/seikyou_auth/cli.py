@@ -301,7 +301,7 @@ def _queue_command(run: Callable[[Config, argparse.Namespace], None]) -> Callabl
     """A ``queue`` action whose unknown or busy message id is a one-line error."""
 
     def handler(args: argparse.Namespace) -> int:
-        from seikyou_auth.server.queue import MessageBusy, UnknownMessage
+        from seikyou_auth.storage.queue import MessageBusy, UnknownMessage
 
         config = _config(args.config)
         try:

@@ -37,7 +37,7 @@ from sessionwire import (
 )
 from support.serverkit import POP3, RunningServer, running_server
 
-from seikyou_auth.server.maildir import MaildirStore
+from seikyou_auth.storage.maildir_writer import MaildirStore
 
 MAILBOX_SIZE = 4
 GREETING_STAMP = re.compile(rb"<[\x21-\x3d\x3f-\x7e]+@[\x21-\x3d\x3f-\x7e]+>")

@@ -25,7 +25,7 @@ from attackkit import (
 from smtp_wire import Wire, plain_ir
 from support.serverkit import DOMAIN
 
-from seikyou_auth.server.maildir import MaildirStore
+from seikyou_auth.storage.maildir_writer import MaildirStore
 
 
 def test_row9_unknown_recipients_end_in_421_with_growing_delays(tmp_path: Path) -> None:

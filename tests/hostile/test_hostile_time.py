@@ -20,7 +20,7 @@ from attackkit import (
 from smtp_wire import Wire, plain_ir
 from support.serverkit import DOMAIN
 
-from seikyou_auth.server.maildir import MaildirStore
+from seikyou_auth.storage.maildir_writer import MaildirStore
 
 IDLE_TIMEOUT = 3.0
 # Closed within the idle timeout plus this: the watchdog's own granularity and a busy machine.

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from seikyou_auth.server.mailbox import Mailbox
-from seikyou_auth.server.maildir import MaildirStore, Spool, unique_name
+from seikyou_auth.storage.maildir_reader import Mailbox
+from seikyou_auth.storage.maildir_writer import MaildirStore, Spool, unique_name
 
 PER_NODE = 100
 
@@ -18,7 +18,7 @@ PER_NODE = 100
 DELIVER = """
 import sys
 from pathlib import Path
-from seikyou_auth.server.maildir import MaildirStore
+from seikyou_auth.storage.maildir_writer import MaildirStore
 root, host, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 store = MaildirStore(Path(root), host)
 for index in range(count):

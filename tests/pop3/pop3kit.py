@@ -18,7 +18,7 @@ from support.serverkit import POP3, POP3S, SMTP_SUBMISSION, RunningServer, runni
 
 import seikyou_auth
 from seikyou_auth.server.config import Config
-from seikyou_auth.server.maildir import MaildirStore
+from seikyou_auth.storage.maildir_writer import MaildirStore
 
 APOP_USER = "ma10001a"
 APOP_PASSWORD = "pass word with spaces"

@@ -13,7 +13,7 @@ from typing import BinaryIO
 import pytest
 from pop3kit import INSIDE, SPARE_PASSWORD, Pop3Server
 
-from seikyou_auth.server.mailbox import (
+from seikyou_auth.storage.maildir_reader import (
     LOCK_FILE,
     Mailbox,
     MailboxLocked,
@@ -21,7 +21,7 @@ from seikyou_auth.server.mailbox import (
     MessageVanished,
     to_crlf,
 )
-from seikyou_auth.server.maildir import MaildirStore
+from seikyou_auth.storage.maildir_writer import MaildirStore
 
 
 def read(mailbox: Mailbox, message: Message) -> bytes:
@@ -120,7 +120,7 @@ def test_lock_holds_across_processes_and_dies_with_its_holder(tmp_path: Path) ->
                 f"""
                 import sys
                 from pathlib import Path
-                from seikyou_auth.server.mailbox import Mailbox
+                from seikyou_auth.storage.maildir_reader import Mailbox
                 box = Mailbox.open(Path({str(maildir)!r}))
                 print("locked", flush=True)
                 sys.stdin.read()

@@ -9,9 +9,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seikyou_auth.server.mailbox import to_crlf
 from seikyou_auth.server.pop3 import replies
 from seikyou_auth.server.pop3.transaction import _Stuffer, _TopCut
+from seikyou_auth.storage.maildir_reader import to_crlf
 
 
 def whole_top(data: bytes, lines: int) -> bytes:

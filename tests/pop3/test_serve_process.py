@@ -10,7 +10,7 @@ from pathlib import Path
 
 from support.serverkit import free_port, serve_subprocess, write_config, write_passwd
 
-from seikyou_auth.server.maildir import MaildirStore
+from seikyou_auth.storage.maildir_writer import MaildirStore
 
 USER = "ma10001a"
 PASSWORD = "secret"

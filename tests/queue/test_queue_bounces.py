@@ -33,7 +33,7 @@ from support.serverkit import (
     write_passwd,
 )
 
-from seikyou_auth.server.queue import Envelope, MailQueue
+from seikyou_auth.storage.queue import Envelope, MailQueue
 
 
 def test_550_returns_a_dsn_to_the_local_sender(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from queuekit import (
 from support.serverkit import SMTP_SUBMISSION, base_settings, write_config, write_passwd
 
 from seikyou_auth.server.config import load_config
-from seikyou_auth.server.queue import DeliveryState, Envelope, MailQueue
+from seikyou_auth.storage.queue import DeliveryState, Envelope, MailQueue
 
 MESSAGE = b"From: <ma10001a@seikyou.ne.jp>\nSubject: queued\n\nbody line\n"
 

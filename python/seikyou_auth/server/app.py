@@ -24,6 +24,7 @@ from seikyou_auth.accounts import AccountStore
 from seikyou_auth.accounts.configured import close_store, open_store, start_store
 from seikyou_auth.sasl import Authenticator
 from seikyou_auth.server import logsetup, metrics, sdnotify
+from seikyou_auth.server.check import missing_extras
 from seikyou_auth.server.config import (
     Config,
     ConfigError,
@@ -34,13 +35,13 @@ from seikyou_auth.server.config import (
 from seikyou_auth.server.connection import Admission, ThrottledLog, serve_connection
 from seikyou_auth.server.context import ListenerContext, Shutdown
 from seikyou_auth.server.dovecot_auth import AuthConnection, start_auth_server
-from seikyou_auth.server.maildir import MaildirStore, remove_stale_files
 from seikyou_auth.server.policy import Policy
-from seikyou_auth.server.queue import MailQueue
 from seikyou_auth.server.relay import Relay, RelayTask, relay_warning
 from seikyou_auth.server.reload import WorkerSupervisor, install_hangup
 from seikyou_auth.server.shared.setup import SharedState
 from seikyou_auth.server.tls import generated_certificate_note, server_context
+from seikyou_auth.storage.maildir_writer import MaildirStore, remove_stale_files
+from seikyou_auth.storage.queue import MailQueue
 
 __all__ = [
     "BoundListener",
@@ -491,6 +492,8 @@ def main(config_path: str | None) -> int:
         logsetup.configure(LogConfig())
     try:
         config = load_config(config_path)
+        if missing := missing_extras(config):
+            raise ConfigError(missing[0])
         if logsetup.in_charge():
             logsetup.configure(config.log)
         if config.workers > 1 and hasattr(socket, "SO_REUSEPORT"):

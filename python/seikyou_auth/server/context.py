@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from seikyou_auth.accounts import AccountStore
 from seikyou_auth.sasl import Authenticator
 from seikyou_auth.server.config import Config, ListenerConfig
-from seikyou_auth.server.maildir import MaildirStore
 from seikyou_auth.server.policy import FailureDelay, Policy
-from seikyou_auth.server.queue import MailQueue
 from seikyou_auth.server.shared.lease import MailboxLeases
+from seikyou_auth.storage.maildir_writer import MaildirStore
+from seikyou_auth.storage.queue import MailQueue
 
 __all__ = ["ListenerContext", "Shutdown"]
 

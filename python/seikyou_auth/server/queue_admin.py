@@ -15,9 +15,9 @@ from typing import TextIO
 
 from seikyou_auth.accounts.configured import close_store, open_store, start_store
 from seikyou_auth.server.config import Config
-from seikyou_auth.server.maildir import MaildirStore
-from seikyou_auth.server.queue import MailQueue, MessageBusy, QueueEntry, UnknownMessage
 from seikyou_auth.server.relay import Relay
+from seikyou_auth.storage.maildir_writer import MaildirStore
+from seikyou_auth.storage.queue import MailQueue, MessageBusy, QueueEntry, UnknownMessage
 
 __all__ = [
     "MessageBusy",

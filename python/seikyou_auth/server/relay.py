@@ -30,8 +30,9 @@ from seikyou_auth.errors import StoreUnavailable
 from seikyou_auth.server import metrics
 from seikyou_auth.server.config import Config, relay_address
 from seikyou_auth.server.dsn import Failure, delivery_status_notification
-from seikyou_auth.server.maildir import MaildirStore
-from seikyou_auth.server.queue import (
+from seikyou_auth.server.serverlog import quote
+from seikyou_auth.storage.maildir_writer import MaildirStore
+from seikyou_auth.storage.queue import (
     DeliveryState,
     Envelope,
     MailQueue,
@@ -39,7 +40,6 @@ from seikyou_auth.server.queue import (
     QueuedMessage,
     UnknownMessage,
 )
-from seikyou_auth.server.serverlog import quote
 
 __all__ = ["NO_RELAY_HOST", "Relay", "RelayTask", "relay_warning"]
 

@@ -11,11 +11,11 @@ from seikyou_auth.accounts import Account
 from seikyou_auth.errors import StoreUnavailable
 from seikyou_auth.sasl import Challenge, Failure, FailureReason, SaslServer, Success
 from seikyou_auth.server.lines import SASL_RESPONSE_MAX, LineTooLong
-from seikyou_auth.server.mailbox import Mailbox, MailboxLocked
 from seikyou_auth.server.policy import log_login_attempt
 from seikyou_auth.server.pop3 import replies
 from seikyou_auth.server.pop3.session import Session, State
 from seikyou_auth.server.scheme_mismatch import stored_scheme_mismatch
+from seikyou_auth.storage.maildir_reader import Mailbox, MailboxLocked
 
 __all__ = ["apop", "auth", "capa", "pass_", "stls", "user"]
 

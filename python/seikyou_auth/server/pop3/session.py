@@ -10,9 +10,9 @@ from seikyou_auth.sasl import CLEARTEXT_MECHANISMS
 from seikyou_auth.server.connection import Connection
 from seikyou_auth.server.context import ListenerContext
 from seikyou_auth.server.lines import Closed
-from seikyou_auth.server.mailbox import Mailbox
 from seikyou_auth.server.policy import BadCommandBudget
 from seikyou_auth.server.pop3 import replies
+from seikyou_auth.storage.maildir_reader import Mailbox
 
 __all__ = ["COMMAND_LINE_MAX", "Session", "State"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from seikyou_auth.server.mailbox import Mailbox, Message, MessageVanished
 from seikyou_auth.server.pop3 import replies
 from seikyou_auth.server.pop3.session import Session, State
+from seikyou_auth.storage.maildir_reader import Mailbox, Message, MessageVanished
 
 __all__ = ["dele", "list_", "noop", "quit", "retr", "rset", "stat", "top", "uidl"]
 

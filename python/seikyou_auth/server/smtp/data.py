@@ -18,8 +18,8 @@ import enum
 import re
 
 from seikyou_auth.server.lines import LineReader
-from seikyou_auth.server.maildir import Spool
 from seikyou_auth.server.smtp.session import TEXT_LINE_MAX
+from seikyou_auth.storage.maildir_writer import Spool
 
 __all__ = ["DataRefused", "MessageFlood", "receive_message"]
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 from seikyou_auth.errors import StoreUnavailable
 from seikyou_auth.server import metrics
-from seikyou_auth.server.maildir import Spool
-from seikyou_auth.server.queue import Envelope
 from seikyou_auth.server.serverlog import quote
 from seikyou_auth.server.smtp import replies
 from seikyou_auth.server.smtp.address import AddressError, domain_of, parse_path
 from seikyou_auth.server.smtp.data import DataRefused, MessageFlood, receive_message
 from seikyou_auth.server.smtp.session import MAX_RECIPIENTS, Recipient, Session, Transaction
+from seikyou_auth.storage.maildir_writer import Spool
+from seikyou_auth.storage.queue import Envelope
 
 __all__ = ["data_command", "mail_command", "rcpt_command"]
 

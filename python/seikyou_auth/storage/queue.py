@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from seikyou_auth.server.maildir import Spool, fsync_dir
+from seikyou_auth.storage.maildir_writer import Spool, fsync_dir
 
 __all__ = [
     "DeliveryState",
