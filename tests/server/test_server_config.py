@@ -1,4 +1,4 @@
-"""The TOML configuration, its errors, the embedded default and the generated certificate."""
+"""server/config.py: the TOML configuration, its errors and the embedded default."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from support.serverkit import write_config
 
-from seikyou_auth.server.app import main, prepare_data_dir
+from seikyou_auth.server.app import prepare_data_dir
 from seikyou_auth.server.config import DEFAULT_LISTENERS, ConfigError, load_config
-from seikyou_auth.server.tls import server_context
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "seikyou.toml"
 
@@ -175,49 +174,3 @@ def test_duplicate_listener_and_missing_file(tmp_path: Path) -> None:
         load_config(str(path))
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(str(tmp_path / "absent.toml"))
-
-
-def test_self_signed_certificate_is_generated_once(tmp_path: Path) -> None:
-    path = write_config(tmp_path / "c.toml", {"hostname": "mx.example"})
-    config = load_config(str(path))
-    context = server_context(config)
-    assert context.minimum_version.name == "TLSv1_2"
-    assert stat.S_IMODE(config.tls_key.stat().st_mode) == 0o600
-    first = config.tls_cert.read_bytes()
-    server_context(config)
-    assert config.tls_cert.read_bytes() == first
-
-
-def test_unreadable_or_half_configured_certificate(tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    path = write_config(tmp_path / "c.toml", {"tls_cert": str(cert), "tls_key": str(key)})
-    cert.write_text("not a certificate\n")
-    with pytest.raises(ConfigError, match=r"key\.pem is missing"):
-        server_context(load_config(str(path)))
-    key.write_text("not a key\n")
-    with pytest.raises(ConfigError, match="cannot load TLS certificate"):
-        server_context(load_config(str(path)))
-
-
-def test_main_prints_one_line_and_returns_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = tmp_path / "bad.toml"
-    path.write_text("[smtp]\nbogus = true\n")
-    assert main(str(path)) == 2
-    err = capsys.readouterr().err
-    assert err == f"seikyou-auth: {path}: smtp.bogus: unknown key\n"
-
-
-def test_main_reports_a_busy_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        listener = {"protocol": "smtp", "role": "mx", "address": "127.0.0.1", "port": port}
-        path = write_config(
-            tmp_path / "busy.toml", {"data_dir": str(tmp_path / "d"), "listener": [listener]}
-        )
-        assert main(str(path)) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"seikyou-auth: cannot listen on 127.0.0.1:{port}: Address already in use"]
