@@ -1,5 +1,6 @@
-"""The connection and login policy alone: trust, cleartext rules, penalties, caps, bad-command
-budget, and the login log line that an admin's tools (fail2ban and the like) parse."""
+"""server/policy.py alone, no server: trust, cleartext rules, penalties, bad-command budget,
+and the login log line that an admin's tools (fail2ban and the like) parse. (Connection caps
+are the connection layer's: test_connection.py; penalties shared through Redis: tests/multinode.)"""
 
 from __future__ import annotations
 
@@ -134,6 +135,23 @@ def test_failures_are_forgotten_after_a_quiet_hour(policy: Policy) -> None:
         time.sleep(0.02)
     assert not delay.is_penalised("192.0.2.1")
     assert delay.next_delay("192.0.2.1") == 0.0
+
+
+def test_per_account_failures_slow_guessing_spread_over_addresses(policy: Policy) -> None:
+    # One node, no Redis: the account's count is this node's own. The name in its other form,
+    # from an address that never failed, still waits the account's next step (an hour).
+    delay = FailureDelay((0.0, 3600.0), policy, per_account=True)
+    asyncio.run(delay.failed("192.0.2.1", "ma10001a"))
+    with pytest.raises(TimeoutError):
+        asyncio.run(asyncio.wait_for(delay.failed("192.0.2.2", "MA10001A@seikyou.ne.jp"), 0.2))
+    # another account from a fresh address owes nothing
+    asyncio.run(asyncio.wait_for(delay.failed("192.0.2.3", "ma10002b"), timeout=30))
+
+
+def test_without_per_account_only_the_address_counts(policy: Policy) -> None:
+    delay = FailureDelay((0.0, 3600.0), policy)
+    asyncio.run(delay.failed("192.0.2.1", "ma10001a"))
+    asyncio.run(asyncio.wait_for(delay.failed("192.0.2.2", "ma10001a"), timeout=30))
 
 
 def test_bad_command_budget() -> None:
