@@ -22,8 +22,8 @@ from attackkit import (
     source_address,
     under,
 )
-from smtp_wire import Wire
 from support.serverkit import DOMAIN, free_port
+from support.smtp_wire import Wire
 
 # 8.7 M lines of "a": 26 MB, just under the default max_message_size of 26,214,400.
 FLOOD_LINES = 8_700_000

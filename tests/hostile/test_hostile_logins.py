@@ -19,8 +19,8 @@ from attackkit import (
     smtps_login,
     source_address,
 )
-from smtp_wire import Wire, plain_ir
 from support.serverkit import DOMAIN
+from support.smtp_wire import Wire, plain_ir
 
 ATTACK_SECONDS = 25
 

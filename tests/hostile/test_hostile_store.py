@@ -22,8 +22,8 @@ from attackkit import (
     pop3s_client,
     source_address,
 )
-from smtp_wire import Wire, plain_ir
 from support.serverkit import DOMAIN
+from support.smtp_wire import Wire, plain_ir
 
 from seikyou_auth.storage.maildir_writer import MaildirStore
 

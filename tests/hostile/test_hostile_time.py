@@ -17,8 +17,8 @@ from attackkit import (
     hostile_server,
     source_address,
 )
-from smtp_wire import Wire, plain_ir
 from support.serverkit import DOMAIN
+from support.smtp_wire import Wire, plain_ir
 
 from seikyou_auth.storage.maildir_writer import MaildirStore
 

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from smtp_wire import ACCOUNTS
 from support.serverkit import (
     SMTP_MX,
     SMTP_SUBMISSION,
@@ -14,6 +13,7 @@ from support.serverkit import (
     RunningServer,
     running_server,
 )
+from support.smtp_wire import ACCOUNTS
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import random
 import re
 
 import pytest
-from smtp_wire import Wire, plain_ir
+from support.smtp_wire import Wire, plain_ir
 
 from seikyou_auth.server.serverlog import FORMAT, ServerLogFormatter
 

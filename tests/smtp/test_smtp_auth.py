@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from smtp_wire import (
+from support.serverkit import SMTP_SUBMISSION, RunningServer, running_server
+from support.smtp_wire import (
     ACCOUNT,
     ACCOUNTS,
     ADDRESS,
@@ -20,7 +21,6 @@ from smtp_wire import (
     client_tls_context,
     plain_ir,
 )
-from support.serverkit import SMTP_SUBMISSION, RunningServer, running_server
 
 MECHANISMS = ["CRAM-MD5", "LOGIN", "PLAIN"]
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smtp_wire import ACCOUNTS, ADDRESS, Wire
 from support.serverkit import SMTP_SUBMISSION, RunningServer, running_server
+from support.smtp_wire import ACCOUNTS, ADDRESS, Wire
 
 
 @dataclass

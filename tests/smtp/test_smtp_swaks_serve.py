@@ -10,7 +10,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from smtp_wire import ACCOUNT, ADDRESS, OTHER_ACCOUNT, PASSWORD
 from support.serverkit import (
     RunningServer,
     free_port,
@@ -19,6 +18,7 @@ from support.serverkit import (
     write_config,
     write_passwd,
 )
+from support.smtp_wire import ACCOUNT, ADDRESS, OTHER_ACCOUNT, PASSWORD
 
 SWAKS = shutil.which("swaks")
 pytestmark = pytest.mark.skipif(SWAKS is None, reason="swaks is not installed")

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from smtp_wire import ACCOUNT, ACCOUNTS, ADDRESS, OTHER_ACCOUNT, Wire, client_tls_context
 from support.serverkit import SMTP_MX, SMTP_SUBMISSION, RunningServer, running_server
+from support.smtp_wire import ACCOUNT, ACCOUNTS, ADDRESS, OTHER_ACCOUNT, Wire, client_tls_context
 
 from seikyou_auth.accounts import Account
 
