@@ -381,15 +381,3 @@ def test_ipv6_listener_beside_ipv4_on_the_same_port(tmp_path: Path) -> None:
             with smtplib.SMTP(host, port, timeout=10) as client:
                 code, _ = client.ehlo("client.example")
                 assert code == 250
-
-
-def test_isp_preset_has_an_ipv6_twin_for_every_ipv4_listener() -> None:
-    config = load_config(str(EXAMPLES / "seikyou.toml"))
-
-    def shape(entry: Any) -> tuple[Any, ...]:
-        return (entry.protocol, entry.role, entry.port, entry.tls)
-
-    ipv4 = sorted(shape(entry) for entry in config.listeners if entry.address == "0.0.0.0")
-    ipv6 = sorted(shape(entry) for entry in config.listeners if entry.address == "::")
-    assert len(ipv4) == 5
-    assert ipv4 == ipv6

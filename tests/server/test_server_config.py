@@ -6,6 +6,7 @@ import ipaddress
 import socket
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.serverkit import write_config
@@ -100,6 +101,18 @@ def test_example_preset_is_the_isp_sheet() -> None:
     assert config.smtp.cleartext_auth == "always"  # the sheet: no TLS required on 587
     assert config.pop3.apop and config.pop3.cleartext_auth == "tls-or-trusted"
     assert config.domain == "seikyou.ne.jp"
+
+
+def test_isp_preset_has_an_ipv6_twin_for_every_ipv4_listener() -> None:
+    config = load_config(str(EXAMPLE))
+
+    def shape(entry: Any) -> tuple[Any, ...]:
+        return (entry.protocol, entry.role, entry.port, entry.tls)
+
+    ipv4 = sorted(shape(entry) for entry in config.listeners if entry.address == "0.0.0.0")
+    ipv6 = sorted(shape(entry) for entry in config.listeners if entry.address == "::")
+    assert len(ipv4) == 5
+    assert ipv4 == ipv6
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import smtplib
 import threading
 import time
@@ -275,3 +276,32 @@ def test_one_log_line_per_attempt_and_never_the_password(
     everything = caplog.text + "".join(lines)
     for secret in (PASSWORD, "Wr0ngSecret", plain_ir(password="Wr0ngSecret")):
         assert secret not in everything
+
+
+# What a fail2ban-style filter reads: key=value pairs, a value quoted when it starts with '"'.
+_LOGFMT_FIELD = re.compile(r'([a-z]+)=("(?:[^"\\]|\\.)*"|[^\s"]+)')
+
+
+@pytest.mark.parametrize(
+    "authcid",
+    [
+        "evil client=203.0.113.9 tls=no result=ok",
+        'evil" client="203.0.113.9',
+        'evil\\" client=203.0.113.9 \u00e9\x7f',
+    ],
+)
+def test_a_forged_client_field_stays_inside_the_quoted_user(
+    caplog: pytest.LogCaptureFixture, submission_port: int, authcid: str
+) -> None:
+    caplog.set_level(logging.INFO, logger="seikyou_auth.login")
+    with Wire(submission_port) as wire:
+        wire.ehlo()
+        assert wire.command(f"AUTH PLAIN {plain_ir(user=authcid)}")[0] == 535
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "seikyou_auth.login"]
+    assert line.startswith("smtp login result=failed mechanism=PLAIN client=127.0.0.1 tls=no ms=")
+    fields = _LOGFMT_FIELD.findall(line.split(" ", 2)[2])
+    assert [key for key, _ in fields] == ["result", "mechanism", "client", "tls", "ms", "user"]
+    assert dict(fields)["client"] == "127.0.0.1"
+    user = dict(fields)["user"]
+    assert user[1:-1].encode().decode("unicode_escape") == authcid
+    assert line.isascii() and line.isprintable()
