@@ -48,7 +48,7 @@ from support.serverkit import (  # noqa: E402  (the path insert above makes it i
 )
 
 import seikyou_auth  # noqa: E402
-from seikyou_auth.storage.maildir_writer import crlf_size, unique_name  # noqa: E402
+from seikyou_auth.storage.maildir_layout import crlf_size, unique_name  # noqa: E402
 
 ATTACKERS_SCRIPT = Path(__file__).with_name("attackers.py")
 PROBE_SOURCE = "127.0.9.9"  # no attack ever binds this one

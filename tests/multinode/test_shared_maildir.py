@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from seikyou_auth.storage.maildir_layout import unique_name
 from seikyou_auth.storage.maildir_reader import Mailbox
-from seikyou_auth.storage.maildir_writer import MaildirStore, Spool, unique_name
+from seikyou_auth.storage.maildir_writer import MaildirStore
+from seikyou_auth.storage.spool import Spool
 
 PER_NODE = 100
 

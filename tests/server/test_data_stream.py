@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from seikyou_auth.server.lines import LineReader
 from seikyou_auth.server.smtp.data import DataRefused, receive_message
-from seikyou_auth.storage.maildir_writer import Spool
+from seikyou_auth.storage.spool import Spool
 
 TEXT_LINE_MAX = 1000
 

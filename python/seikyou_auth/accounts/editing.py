@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from seikyou_auth.accounts.passwd_file import canonical_name, usable_name
+from seikyou_auth.storage.durable import FILE_MODE, replace
 
 __all__ = [
     "InvalidName",
@@ -33,7 +33,6 @@ __all__ = [
     "validate_new_name",
 ]
 
-FILE_MODE = 0o600
 _DIRECTORY_MODE = 0o700
 
 
@@ -93,28 +92,6 @@ def _keep_owner(descriptor: int, path: Path) -> None:
         os.fchown(descriptor, old.st_uid, old.st_gid)
 
 
-def _write_atomically(path: Path, lines: list[bytes]) -> None:
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        os.fchmod(descriptor, FILE_MODE)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.writelines(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
 def _line_name(line: bytes, domain: str | None) -> str | None:
     if not line.strip() or line.startswith(b"#"):
         return None
@@ -148,7 +125,7 @@ def _edit(path: Path, change: Callable[[list[bytes]], None]) -> None:
     with _locked(path):
         lines = _read_lines(path)
         change(lines)
-        _write_atomically(path, lines)
+        replace(path, lambda out: out.writelines(lines))
 
 
 def add_user(path: Path, domain: str | None, name: str, stored: str) -> str:

@@ -40,7 +40,8 @@ from seikyou_auth.server.relay import Relay, RelayTask, relay_warning
 from seikyou_auth.server.reload import WorkerSupervisor, install_hangup
 from seikyou_auth.server.shared.setup import SharedState
 from seikyou_auth.server.tls import generated_certificate_note, server_context
-from seikyou_auth.storage.maildir_writer import MaildirStore, remove_stale_files
+from seikyou_auth.storage.maildir_layout import remove_stale_files
+from seikyou_auth.storage.maildir_writer import MaildirStore
 from seikyou_auth.storage.queue import MailQueue
 
 __all__ = [

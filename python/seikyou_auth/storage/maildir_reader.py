@@ -1,4 +1,4 @@
-"""A maildir as POP3 sees it: one locked session, numbered messages, deletions at UPDATE.
+"""Reading a maildir, as POP3 does: one locked session, numbered messages, deletions at UPDATE.
 
 Choices (documented in docs/pop3.md, "Choices where the RFCs and the spec are silent"):
 
@@ -32,6 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from seikyou_auth.storage.durable import FILE_MODE, fsync_directory
+from seikyou_auth.storage.maildir_layout import CUR, NEW, ensure_maildir
 
 __all__ = [
     "LOCK_FILE",
@@ -99,14 +102,6 @@ def _order(name: str) -> tuple[int, int, str]:
     return (int(match.group(1)), int(match.group(2) or 0), name)
 
 
-def _fsync_directory(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _visible_files(directory: str) -> list[str]:
     try:
         return [name for name in os.listdir(directory) if not name.startswith(".")]
@@ -125,8 +120,8 @@ class Mailbox:
     def __init__(self, path: Path, lock_fd: int) -> None:
         self.path = path
         self._root = str(path)
-        self._cur = os.path.join(self._root, "cur")
-        self._new = os.path.join(self._root, "new")
+        self._cur = os.path.join(self._root, CUR)
+        self._new = os.path.join(self._root, NEW)
         self._lock_fd: int | None = lock_fd
         self._also_release: list[Callable[[], None]] = []
         self.messages: list[Message] = []
@@ -147,13 +142,11 @@ class Mailbox:
 
     @classmethod
     def lock(cls, path: Path) -> Mailbox:
-        """Lock the maildir, creating it if needed; ``load`` then lists the messages."""
+        """Lock the maildir, creating it (durably) if needed; ``load`` then lists the messages."""
         root = str(path)
-        if not os.path.isdir(os.path.join(root, "cur")):
-            for sub in ("cur", "new", "tmp"):
-                os.makedirs(os.path.join(root, sub), mode=0o700, exist_ok=True)
+        ensure_maildir(root)
         lock_fd = os.open(
-            os.path.join(root, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+            os.path.join(root, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE
         )
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -215,8 +208,8 @@ class Mailbox:
                 continue
             moved = True
         if moved:
-            _fsync_directory(self._cur)
-            _fsync_directory(self._new)
+            fsync_directory(self._cur)
+            fsync_directory(self._new)
 
     def release_with(self, release: Callable[[], None]) -> None:
         """Run ``release`` when the lock is released (a lock held beyond this node)."""
@@ -279,7 +272,7 @@ class Mailbox:
             except OSError:
                 failures += 1
         if removed:
-            _fsync_directory(self._cur)
+            fsync_directory(self._cur)
         return failures
 
     def _follow_rename(self, message: Message) -> bool:

@@ -3,7 +3,8 @@
 ``queue/new/ID`` is one JSON envelope line (sender, recipients, 8-bit flag, arrival
 time) followed by the message (LF line endings). It is written like a Maildir file
 (``queue/tmp`` → fsync → link into ``queue/new`` → fsync the directory) and changed
-only by an atomic rename over it, so a crash leaves either the old or the new file.
+only by an atomic rename over it, so a crash leaves either the old or the new file
+(both by ``storage.durable``).
 ``queue/state/ID`` holds the delivery attempts, the last error and when the next
 attempt is due, replaced the same way; a message without one has not been tried yet.
 ``queue/failed/`` keeps what can be neither relayed nor returned, for the operator.
@@ -22,14 +23,14 @@ import json
 import os
 import re
 import secrets
-import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from seikyou_auth.storage.maildir_writer import Spool, fsync_dir
+from seikyou_auth.storage.durable import Writer, fsync_directory, replace, write_new
+from seikyou_auth.storage.spool import Spool
 
 __all__ = [
     "DeliveryState",
@@ -135,31 +136,21 @@ class MailQueue:
 
         def write(out: BinaryIO) -> None:
             out.write(header)
-            with spool.path.open("rb") as message:
-                shutil.copyfileobj(message, out)
+            spool.copy_to(out)
 
         return self._place(self.new, write)
 
-    def _place(self, directory: Path, write: Callable[[BinaryIO], object]) -> Path:
+    def _place(self, directory: Path, write: Writer) -> Path:
         """Write a new file under a fresh id in ``tmp/``, fsync, link into ``directory``."""
         for _ in range(_ID_ATTEMPTS):
             name = secrets.token_hex(_ID_LENGTH // 2).upper()
-            temporary = self.tmp / name
             final = directory / name
             if final.exists():
                 continue
             try:
-                with temporary.open("xb") as out:
-                    write(out)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.link(temporary, final)
+                return write_new(self.tmp / name, final, write)
             except FileExistsError:
                 continue
-            finally:
-                temporary.unlink(missing_ok=True)
-            fsync_dir(directory)
-            return final
         raise OSError(f"no free queue id in {directory} after {_ID_ATTEMPTS} tries")
 
     def replace_recipients(self, queued: QueuedMessage, recipients: tuple[str, ...]) -> None:
@@ -167,40 +158,34 @@ class MailQueue:
         envelope = Envelope(
             queued.envelope.sender, recipients, queued.envelope.eight_bit, queued.envelope.arrival
         )
-        temporary = self.tmp / f"{queued.id}.rewrite"
-        with temporary.open("wb") as out:
-            out.write(self._header(envelope) + queued.message)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, queued.path)
-        fsync_dir(queued.path.parent)
+        content = self._header(envelope) + queued.message
+        replace(queued.path, lambda out: out.write(content), self.tmp / f"{queued.id}.rewrite")
 
     def save_state(self, message_id: str, state: DeliveryState) -> None:
         self.ensure()
-        temporary = self.tmp / f"{message_id}.state"
         fields = {
             "attempts": state.attempts,
             "last_error": state.last_error,
             "next_attempt": state.next_attempt,
         }
-        with temporary.open("w") as out:
-            json.dump(fields, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, self.state_dir / message_id)
-        fsync_dir(self.state_dir)
+        content = json.dumps(fields).encode()
+        replace(
+            self.state_dir / message_id,
+            lambda out: out.write(content),
+            self.tmp / f"{message_id}.state",
+        )
 
     def remove(self, path: Path) -> None:
         """The message is done (relayed or returned): its file goes, then its state."""
         path.unlink(missing_ok=True)
-        fsync_dir(path.parent)
+        fsync_directory(path.parent)
         (self.state_dir / path.name).unlink(missing_ok=True)
 
     def set_aside_path(self, path: Path) -> None:
         """Keep a file the relay cannot send for the operator, out of the retry loop."""
         self.ensure()
         path.rename(self.failed / path.name)
-        fsync_dir(self.failed)
+        fsync_directory(self.failed)
         (self.state_dir / path.name).unlink(missing_ok=True)
 
     # ------------------------------------------------------------ reading

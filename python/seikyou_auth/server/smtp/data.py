@@ -19,7 +19,7 @@ import re
 
 from seikyou_auth.server.lines import LineReader
 from seikyou_auth.server.smtp.session import TEXT_LINE_MAX
-from seikyou_auth.storage.maildir_writer import Spool
+from seikyou_auth.storage.spool import Spool
 
 __all__ = ["DataRefused", "MessageFlood", "receive_message"]
 

@@ -16,8 +16,8 @@ from seikyou_auth.server.smtp import replies
 from seikyou_auth.server.smtp.address import AddressError, domain_of, parse_path
 from seikyou_auth.server.smtp.data import DataRefused, MessageFlood, receive_message
 from seikyou_auth.server.smtp.session import MAX_RECIPIENTS, Recipient, Session, Transaction
-from seikyou_auth.storage.maildir_writer import Spool
 from seikyou_auth.storage.queue import Envelope
+from seikyou_auth.storage.spool import Spool
 
 __all__ = ["data_command", "mail_command", "rcpt_command"]
 
