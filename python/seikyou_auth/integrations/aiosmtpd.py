@@ -192,7 +192,7 @@ class SeikyouAuthSMTP(SMTP):
             "smtp", outcome.username, mechanism, address, tls_active, outcome.reason.value
         )
         if outcome.reason is FailureReason.CREDENTIALS and self.failure_delay is not None:
-            await self.failure_delay.failed(address, outcome.username)
+            await self.failure_delay.failed(address)
         await self.push(_FAILURE_REPLIES[outcome.reason])
         return AuthResult(success=False, handled=True)
 

@@ -9,7 +9,7 @@ a config file. Secrets that a setting may carry (a password in a ``redis://`` or
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import importlib.util
 import ipaddress
 import json
 import re
@@ -91,11 +91,9 @@ def missing_extras(config: Config) -> list[str]:
 
 
 def _importable(module: str) -> bool:
-    try:
-        importlib.import_module(module)
-    except ImportError:
-        return False
-    return True
+    # Found, not imported: prometheus-client must first be imported after ``serve`` has set
+    # its multiprocess directory for the workers (metrics.prepare_workers).
+    return importlib.util.find_spec(module) is not None
 
 
 def config_errors(config: Config) -> list[str]:
