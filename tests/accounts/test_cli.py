@@ -353,3 +353,18 @@ def test_user_commands_repair_a_file_that_stops_the_servers(config: Path) -> Non
         "ma10002b\tSHA512-CRYPT",
         "ma10003c\tSHA512-CRYPT",
     ]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_root_editing_keeps_the_owner_the_server_reads_as(config: Path) -> None:
+    """An operator's `sudo seikyou-auth user add` must not take the file from the server."""
+    assert user(config, "add", "ma10001a", password=b"first\n").returncode == 0
+    path = passwd_of(config)
+    server_user = 65534  # Debian's nobody/nogroup, standing in for the unit's User=
+    os.chown(path, server_user, server_user)
+    assert user(config, "add", "ma10002b", password=b"second\n").returncode == 0
+    assert user(config, "passwd", "ma10001a", password=b"changed\n").returncode == 0
+    assert user(config, "del", "ma10002b").returncode == 0
+    owner = path.stat()
+    assert (owner.st_uid, owner.st_gid) == (server_user, server_user)
+    assert stat.S_IMODE(owner.st_mode) == 0o600

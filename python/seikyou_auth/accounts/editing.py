@@ -17,6 +17,7 @@ import fcntl
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from seikyou_auth.accounts.passwd_file import canonical_name, usable_name
 from seikyou_auth.storage.durable import FILE_MODE, replace
@@ -125,7 +126,12 @@ def _edit(path: Path, change: Callable[[list[bytes]], None]) -> None:
     with _locked(path):
         lines = _read_lines(path)
         change(lines)
-        replace(path, lambda out: out.writelines(lines))
+
+        def write(out: BinaryIO) -> None:
+            _keep_owner(out.fileno(), path)  # before the rename, while path is the old file
+            out.writelines(lines)
+
+        replace(path, write)
 
 
 def add_user(path: Path, domain: str | None, name: str, stored: str) -> str:
