@@ -5,6 +5,7 @@ pub mod apop;
 pub mod cram;
 pub mod ct;
 pub mod error;
+mod fastcall;
 pub mod sasl;
 pub mod schemes;
 
@@ -84,7 +85,7 @@ mod _core {
     use pyo3::prelude::*;
     use pyo3::types::{PyBytes, PyString, PyTuple};
 
-    use super::{apop, ascii, cram, ct, digest_octets, error, octets, sasl, schemes, SchemeName};
+    use super::{apop, ascii, cram, digest_octets, error, sasl, schemes, SchemeName};
 
     #[pymodule_export]
     const LOGIN_CHALLENGES: (&[u8], &[u8]) = sasl::LOGIN_CHALLENGES;
@@ -97,7 +98,8 @@ mod _core {
     fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
         let names: Vec<&str> = schemes::generated_names().collect();
         let names = PyTuple::new(module.py(), names)?;
-        module.add("SCHEMES", names)
+        module.add("SCHEMES", names)?;
+        super::add_fast_functions(module)
     }
 
     #[pyfunction]
@@ -117,27 +119,6 @@ mod _core {
             sasl::encode_challenge(data, out);
             Ok(())
         })
-    }
-
-    /// `(authzid, authcid, passwd)` as Python objects.
-    type PlainFields<'py> = (
-        Bound<'py, PyString>,
-        Bound<'py, PyString>,
-        Bound<'py, PyBytes>,
-    );
-
-    fn plain_fields<'py>(py: Python<'py>, message: &[u8]) -> PyResult<PlainFields<'py>> {
-        let (authzid, authcid, passwd) = sasl::parse_plain(message)?;
-        Ok((
-            PyString::new(py, authzid),
-            PyString::new(py, authcid),
-            PyBytes::new(py, passwd),
-        ))
-    }
-
-    #[pyfunction]
-    fn parse_plain<'py>(py: Python<'py>, message: &[u8]) -> PyResult<PlainFields<'py>> {
-        plain_fields(py, message)
     }
 
     #[pyfunction]
@@ -232,30 +213,6 @@ mod _core {
         apop::verify(timestamp, secret, digest_octets(digest))
     }
 
-    /// `bytes` or `str` on either side (a `str` compared as its UTF-8 form, which CPython
-    /// keeps with the string, so neither argument is copied).
-    #[pyfunction]
-    fn constant_time_eq(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool> {
-        Ok(ct::constant_time_eq(octets(a, "a")?, octets(b, "b")?))
-    }
-
-    /// `parse_plain(decode_response(line))` in one call: the servers' PLAIN path.
-    #[pyfunction]
-    fn decode_plain<'py>(py: Python<'py>, line: &[u8]) -> PyResult<PlainFields<'py>> {
-        // Any valid PLAIN message fits on the stack (three fields of at most 255 octets);
-        // zeroing room for the longest response on every call would cost more than the call.
-        let mut on_stack = [0u8; 1024];
-        let mut on_heap = Vec::new();
-        let room = sasl::decoded_len(line).min(sasl::MAX_DECODED_LEN);
-        let out = if room <= on_stack.len() {
-            &mut on_stack[..]
-        } else {
-            on_heap.resize(room, 0);
-            &mut on_heap[..]
-        };
-        plain_fields(py, sasl::decode_response(line, out)?)
-    }
-
     /// Slow schemes hash with the GIL released so other threads (and the event loop) run.
     #[pyfunction]
     #[pyo3(
@@ -333,5 +290,156 @@ mod _core {
             PyString::new(py, name),
             raw.map(|raw| PyBytes::new(py, &raw)),
         )
+    }
+}
+
+/// The functions on the servers' hot paths (constant-time comparison, PLAIN), each a fast
+/// builtin (rust/fastcall.rs) in front of the ordinary `#[pyfunction]` below, which serves every
+/// call the fast body does not (keywords, other types, refused input) and defines the behaviour.
+fn add_fast_functions(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    fastcall::add(
+        module,
+        c"constant_time_eq",
+        fast::constant_time_eq,
+        wrap_pyfunction!(checked::constant_time_eq, module)?,
+        &fast::CONSTANT_TIME_EQ,
+    )?;
+    fastcall::add(
+        module,
+        c"parse_plain",
+        fast::parse_plain,
+        wrap_pyfunction!(checked::parse_plain, module)?,
+        &fast::PARSE_PLAIN,
+    )?;
+    fastcall::add(
+        module,
+        c"decode_plain",
+        fast::decode_plain,
+        wrap_pyfunction!(checked::decode_plain, module)?,
+        &fast::DECODE_PLAIN,
+    )
+}
+
+/// The defining `#[pyfunction]`s of the fast functions (not added to the module themselves).
+mod checked {
+    use pyo3::prelude::*;
+    use pyo3::types::{PyBytes, PyString};
+
+    use super::{ct, octets, sasl};
+
+    /// `(authzid, authcid, passwd)` as Python objects.
+    type PlainFields<'py> = (
+        Bound<'py, PyString>,
+        Bound<'py, PyString>,
+        Bound<'py, PyBytes>,
+    );
+
+    fn plain_fields<'py>(py: Python<'py>, message: &[u8]) -> PyResult<PlainFields<'py>> {
+        let (authzid, authcid, passwd) = sasl::parse_plain(message)?;
+        Ok((
+            PyString::new(py, authzid),
+            PyString::new(py, authcid),
+            PyBytes::new(py, passwd),
+        ))
+    }
+
+    /// `bytes` or `str` on either side (a `str` compared as its UTF-8 form, which CPython
+    /// keeps with the string, so neither argument is copied).
+    #[pyfunction]
+    pub fn constant_time_eq(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool> {
+        Ok(ct::constant_time_eq(octets(a, "a")?, octets(b, "b")?))
+    }
+
+    #[pyfunction]
+    pub fn parse_plain<'py>(py: Python<'py>, message: &[u8]) -> PyResult<PlainFields<'py>> {
+        plain_fields(py, message)
+    }
+
+    /// `parse_plain(decode_response(line))` in one call: the servers' PLAIN path.
+    #[pyfunction]
+    pub fn decode_plain<'py>(py: Python<'py>, line: &[u8]) -> PyResult<PlainFields<'py>> {
+        let mut on_stack = [0u8; super::fast::PLAIN_ON_STACK];
+        let mut on_heap = Vec::new();
+        let room = sasl::decoded_len(line).min(sasl::MAX_DECODED_LEN);
+        let out = if room <= on_stack.len() {
+            &mut on_stack[..]
+        } else {
+            on_heap.resize(room, 0);
+            &mut on_heap[..]
+        };
+        plain_fields(py, sasl::decode_response(line, out)?)
+    }
+}
+
+/// The fast bodies: the common call only, `None` for anything else (the fallback answers it).
+mod fast {
+    use pyo3::ffi;
+    use pyo3::prelude::*;
+    use pyo3::types::{PyBool, PyBytes, PyString};
+
+    use super::fastcall::{exact_bytes, exact_octets, fast_function};
+    use super::{ct, sasl};
+
+    /// Room for any valid decoded PLAIN message (three fields of at most 255 octets and two
+    /// NULs) on the stack: zeroing room for the longest response on every call would cost more
+    /// than the call.
+    pub const PLAIN_ON_STACK: usize = 1024;
+
+    type Arguments<'a, 'py, const N: usize> = [Borrowed<'a, 'py, PyAny>; N];
+
+    fast_function!(constant_time_eq, CONSTANT_TIME_EQ, 2, compare);
+    fast_function!(parse_plain, PARSE_PLAIN, 1, split);
+    fast_function!(decode_plain, DECODE_PLAIN, 1, decode_and_split);
+
+    fn compare<'py>(py: Python<'py>, [a, b]: Arguments<'_, 'py, 2>) -> Option<Bound<'py, PyAny>> {
+        let equal = ct::constant_time_eq(exact_octets(a)?, exact_octets(b)?);
+        Some(PyBool::new(py, equal).to_owned().into_any())
+    }
+
+    fn split<'py>(py: Python<'py>, [message]: Arguments<'_, 'py, 1>) -> Option<Bound<'py, PyAny>> {
+        let message = exact_bytes(message)?;
+        plain_fields(py, sasl::split_plain(message).ok()?)
+    }
+
+    fn decode_and_split<'py>(
+        py: Python<'py>,
+        [line]: Arguments<'_, 'py, 1>,
+    ) -> Option<Bound<'py, PyAny>> {
+        let line = exact_bytes(line)?;
+        let mut out = [0u8; PLAIN_ON_STACK];
+        let room = out.get_mut(..sasl::decoded_len(line))?;
+        let message = sasl::decode_response(line, room).ok()?;
+        plain_fields(py, sasl::split_plain(message).ok()?)
+    }
+
+    /// The result tuple of a split PLAIN message; `None` when an identity is not UTF-8.
+    #[inline(always)]
+    fn plain_fields<'py>(
+        py: Python<'py>,
+        (authzid, authcid, passwd): (&[u8], &[u8], &[u8]),
+    ) -> Option<Bound<'py, PyAny>> {
+        let authzid = utf8_text(py, authzid)?;
+        let authcid = utf8_text(py, authcid)?;
+        let fields = (authzid, authcid, PyBytes::new(py, passwd));
+        Some(fields.into_pyobject(py).ok()?.into_any())
+    }
+
+    /// `str` of UTF-8 `octets`, validated by CPython as it builds the string (the Rust check
+    /// would be a second pass); `None`, with the error cleared, when they are not UTF-8.
+    #[inline(always)]
+    fn utf8_text<'py>(py: Python<'py>, octets: &[u8]) -> Option<Bound<'py, PyString>> {
+        // A field is at most 255 octets (split_plain), so the length fits.
+        let len = octets.len() as ffi::Py_ssize_t;
+        // SAFETY: `octets` is valid for `len` bytes; the result is a new reference or null.
+        unsafe {
+            let text = ffi::PyUnicode_FromStringAndSize(octets.as_ptr().cast(), len);
+            match Bound::from_owned_ptr_or_opt(py, text) {
+                Some(text) => Some(text.cast_into_unchecked()),
+                None => {
+                    ffi::PyErr_Clear();
+                    None
+                }
+            }
+        }
     }
 }

@@ -56,15 +56,47 @@ fn utf8_field<'a>(field: &'a [u8], what: &'static str) -> Result<&'a str> {
     std::str::from_utf8(field).map_err(|_| Error::Sasl(what))
 }
 
-/// RFC 4616 `[authzid] NUL authcid NUL passwd` → `(authzid, authcid, passwd)`.
-pub fn parse_plain(message: &[u8]) -> Result<(&str, &str, &[u8])> {
-    let mut fields = message.splitn(3, |&b| b == 0);
-    let (Some(authzid), Some(authcid), Some(passwd)) =
-        (fields.next(), fields.next(), fields.next())
-    else {
-        return Err(Error::Sasl("PLAIN message needs two NUL separators"));
-    };
-    if passwd.contains(&0) {
+/// Index of the first NUL in `data`, eight octets at a time.
+///
+/// A word `x` has a zero octet exactly when `(x - 0x01…01) & !x & 0x80…80` is non-zero; the
+/// borrow can only mark octets above the first zero one, so in little-endian order the lowest
+/// mark is the first NUL.
+#[inline]
+fn find_nul(data: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let (words, tail) = data.as_chunks::<8>();
+    for (index, word) in words.iter().enumerate() {
+        let x = u64::from_le_bytes(*word);
+        let marks = x.wrapping_sub(ONES) & !x & HIGHS;
+        if marks != 0 {
+            return Some(index * 8 + marks.trailing_zeros() as usize / 8);
+        }
+    }
+    if tail.is_empty() {
+        return None;
+    }
+    if let Some(last) = data.last_chunk::<8>() {
+        // The last eight octets overlap ones found above not to be NUL, so a mark here is in
+        // the tail: one more word instead of a loop over up to seven octets.
+        let x = u64::from_le_bytes(*last);
+        let marks = x.wrapping_sub(ONES) & !x & HIGHS;
+        return (marks != 0).then(|| data.len() - 8 + marks.trailing_zeros() as usize / 8);
+    }
+    tail.iter().position(|&b| b == 0)
+}
+
+/// RFC 4616 `[authzid] NUL authcid NUL passwd` split into its three fields, with every check
+/// of [`parse_plain`] but the UTF-8 of the two identities (left to whoever makes text of them:
+/// CPython validates while it builds a `str`, so the extension does not do it twice).
+#[inline]
+pub fn split_plain(message: &[u8]) -> Result<(&[u8], &[u8], &[u8])> {
+    const TOO_FEW: Error = Error::Sasl("PLAIN message needs two NUL separators");
+    let first = find_nul(message).ok_or(TOO_FEW)?;
+    let (authzid, rest) = (&message[..first], &message[first + 1..]);
+    let second = find_nul(rest).ok_or(TOO_FEW)?;
+    let (authcid, passwd) = (&rest[..second], &rest[second + 1..]);
+    if find_nul(passwd).is_some() {
         return Err(Error::Sasl(
             "PLAIN message has more than two NUL separators",
         ));
@@ -81,6 +113,12 @@ pub fn parse_plain(message: &[u8]) -> Result<(&str, &str, &[u8])> {
     {
         return Err(Error::Sasl("PLAIN field is longer than 255 octets"));
     }
+    Ok((authzid, authcid, passwd))
+}
+
+/// RFC 4616 `[authzid] NUL authcid NUL passwd` → `(authzid, authcid, passwd)`.
+pub fn parse_plain(message: &[u8]) -> Result<(&str, &str, &[u8])> {
+    let (authzid, authcid, passwd) = split_plain(message)?;
     let authzid = utf8_field(authzid, "PLAIN authorization identity is not UTF-8")?;
     let authcid = utf8_field(authcid, "PLAIN authentication identity is not UTF-8")?;
     Ok((authzid, authcid, passwd))
@@ -215,6 +253,29 @@ mod tests {
         at_limit.extend_from_slice(&long[..255]);
         assert!(parse_plain(&at_limit).is_ok());
         assert_eq!(parse_plain(b"\0user\0\xff"), Ok(("", "user", &b"\xff"[..])));
+    }
+
+    #[test]
+    fn find_nul_every_position() {
+        for len in 0..40 {
+            let mut data = vec![0xffu8; len];
+            assert_eq!(find_nul(&data), None, "{len}");
+            for at in 0..len {
+                data[at] = 0;
+                assert_eq!(find_nul(&data), Some(at), "{len} {at}");
+                // A later NUL, and a 0x01 octet just above a NUL (the borrow case), change nothing.
+                if at + 1 < len {
+                    data[at + 1] = 1;
+                    assert_eq!(find_nul(&data), Some(at), "{len} {at}");
+                    data[at + 1] = 0;
+                    assert_eq!(find_nul(&data), Some(at), "{len} {at}");
+                    data[at + 1] = 0xff;
+                }
+                data[at] = 0x80;
+                assert_eq!(find_nul(&data), None, "{len} {at}");
+                data[at] = 0xff;
+            }
+        }
     }
 
     #[test]

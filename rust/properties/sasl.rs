@@ -127,6 +127,20 @@ proptest! {
     }
 
     #[test]
+    fn plain_split_is_parse_without_utf8(message in octets(300)) {
+        let fields: Vec<&[u8]> = message.split(|&b| b == 0).collect();
+        let expected = (fields.len() == 3
+            && !fields[1].is_empty()
+            && !fields[2].is_empty()
+            && fields.iter().all(|f| f.len() <= MAX_FIELD_LEN))
+            .then(|| (fields[0], fields[1], fields[2]));
+        prop_assert_eq!(split_plain(&message).ok(), expected);
+        if let Ok((authzid, authcid, passwd)) = parse_plain(&message) {
+            prop_assert_eq!(Some((authzid.as_bytes(), authcid.as_bytes(), passwd)), expected);
+        }
+    }
+
+    #[test]
     fn login_payloads_follow_their_rule(data in octets(300)) {
         let acceptable = (1..=MAX_FIELD_LEN).contains(&data.len())
             && !data.iter().any(|b| matches!(b, 0 | b'\r' | b'\n'));
