@@ -148,9 +148,15 @@ def test_row12_stale_tmp_files_are_removed_at_start_fresh_ones_kept(tmp_path: Pa
         os.utime(stale, (STALE, STALE))
         leftovers[stale] = False
         leftovers[fresh] = True
-    with hostile_server(tmp_path):
+    with hostile_server(tmp_path) as server:
+        # The sweep runs in a thread beside the listeners, so readiness does not wait for it.
+        deadline = time.monotonic() + 20
+        while "removed 2 stale file(s)" not in server.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
         kept = {path: path.exists() for path in leftovers}
+        log = server.log_text()
     assert kept == leftovers
+    assert "removed 2 stale file(s) left in tmp/ by an earlier crash" in log
 
 
 @pytest.mark.parametrize(
