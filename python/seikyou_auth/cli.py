@@ -177,13 +177,13 @@ def _on_postgresql(args: argparse.Namespace) -> int | None:
     config = _config(args.config)
     if config.accounts.store != "postgresql":
         return None
-    from seikyou_auth.accounts.postgresql_cli import user_command
+    from seikyou_auth.cli_postgresql import user_command
 
     return user_command(config, args, _new_stored, _warn_of_unservable_mechanisms)
 
 
 def _cmd_accounts(args: argparse.Namespace) -> int:
-    from seikyou_auth.accounts import postgresql_cli
+    from seikyou_auth import cli_postgresql
 
     config = _config(args.config)
     if config.accounts.store != "postgresql":
@@ -191,10 +191,10 @@ def _cmd_accounts(args: argparse.Namespace) -> int:
             'the accounts commands need [accounts] store = "postgresql" in the config', EXIT_USAGE
         )
     if args.action == "migrate":
-        return postgresql_cli.accounts_migrate(config)
+        return cli_postgresql.accounts_migrate(config)
     if args.action == "import":
-        return postgresql_cli.accounts_import(config, Path(args.passwd_file))
-    return postgresql_cli.accounts_notify(config, args.name)
+        return cli_postgresql.accounts_import(config, Path(args.passwd_file))
+    return cli_postgresql.accounts_notify(config, args.name)
 
 
 def _cmd_user_add(args: argparse.Namespace) -> int:

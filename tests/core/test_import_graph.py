@@ -24,13 +24,19 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_modules(source: str, module: str, is_package: bool) -> set[str]:
+def imported_modules(
+    source: str, module: str, is_package: bool, at_run_time: bool = False
+) -> set[str]:
     """Every module ``source`` (the text of ``module``) imports: import statements (relative
     ones resolved), ``from X import name`` also as ``X.name`` (it may be a submodule), and
-    ``import_module("...")`` with a literal name."""
+    ``import_module("...")`` with a literal name. ``at_run_time`` leaves out what only
+    ``if TYPE_CHECKING:`` imports."""
     package = module.split(".") if is_package else module.split(".")[:-1]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
+    tree = ast.parse(source)
+    if at_run_time:
+        tree = _WithoutTypeCheckingBlocks().visit(tree)
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -43,6 +49,14 @@ def imported_modules(source: str, module: str, is_package: bool) -> set[str]:
     return found
 
 
+class _WithoutTypeCheckingBlocks(ast.NodeTransformer):
+    def visit_If(self, node: ast.If) -> ast.AST | list[ast.stmt]:
+        if getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING":
+            return node.orelse
+        self.generic_visit(node)
+        return node
+
+
 def _calls_import_module(call: ast.Call) -> bool:
     name = getattr(call.func, "attr", getattr(call.func, "id", None))
     return (
@@ -53,9 +67,12 @@ def _calls_import_module(call: ast.Call) -> bool:
     )
 
 
-def imports_of(path: Path) -> set[str]:
+def imports_of(path: Path, at_run_time: bool = False) -> set[str]:
     return imported_modules(
-        path.read_text(encoding="utf-8"), module_name(path), path.name == "__init__.py"
+        path.read_text(encoding="utf-8"),
+        module_name(path),
+        path.name == "__init__.py",
+        at_run_time,
     )
 
 
@@ -104,3 +121,48 @@ def test_other_imports_are_not_the_twin() -> None:
     modules = imported_modules(source, "seikyou_auth.accounts.x", is_package=False)
     assert "seikyou_auth.accounts.y" in modules
     assert imports_twin(modules) == set()
+
+
+# Imports point down only (docs/ARCHITECTURE.md, Layering): what serves the protocols and the
+# operator sits on top, and nothing below it reaches up at run time. Annotations may name
+# ``server.config.Config``, the settings object a caller hands to an account store.
+UPPER_LAYERS = ("seikyou_auth.server", "seikyou_auth.cli", "seikyou_auth.integrations")
+LOWER_LAYERS = ("accounts", "storage", "schemes.py", "sasl.py", "errors.py", "logtext.py")
+
+
+def reaches_up(modules: set[str]) -> set[str]:
+    return {
+        name
+        for name in modules
+        if any(name == upper or name.startswith(upper + ".") for upper in UPPER_LAYERS)
+    }
+
+
+def test_the_lower_layers_never_import_the_server_the_cli_or_the_integrations() -> None:
+    offenders = {}
+    for layer in LOWER_LAYERS:
+        root = PACKAGE / layer
+        for path in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
+            if upward := reaches_up(imports_of(path, at_run_time=True)):
+                offenders[str(path.relative_to(PACKAGE))] = sorted(upward)
+    assert offenders == {}
+
+
+def test_an_upward_import_is_seen_a_type_only_one_is_not() -> None:
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "from seikyou_auth.server.serverlog import quote\n"
+        "if TYPE_CHECKING:\n"
+        "    from seikyou_auth.server.config import Config\n"
+        "def f():\n"
+        "    from ..cli import main\n"
+    )
+    module = "seikyou_auth.accounts.postgresql"
+    modules = imported_modules(source, module, is_package=False, at_run_time=True)
+    assert "seikyou_auth.server.config" in imported_modules(source, module, is_package=False)
+    assert reaches_up(modules) == {
+        "seikyou_auth.server.serverlog",
+        "seikyou_auth.server.serverlog.quote",
+        "seikyou_auth.cli",
+        "seikyou_auth.cli.main",
+    }

@@ -36,8 +36,8 @@ from seikyou_auth.accounts.passwd_file import canonical_name, usable_name
 from seikyou_auth.accounts.password_query import PasswordQuery, parse_password_query
 from seikyou_auth.accounts.sql_schema import ACCOUNTS_TABLE, CHANNEL, FLUSH_ALL
 from seikyou_auth.errors import StoreUnavailable, UnsupportedScheme
+from seikyou_auth.logtext import quoted
 from seikyou_auth.schemes import stored_scheme
-from seikyou_auth.server.serverlog import quote
 
 __all__ = ["DATABASE_ERRORS", "PostgresqlStore"]
 
@@ -256,7 +256,7 @@ class PostgresqlStore:
         return Account(name, password, extra=extra, **fixed)
 
     def _bad_account(self, name: str, why: str) -> StoreUnavailable:
-        trouble = f"PostgreSQL account store: account {quote(name)}: {why}"
+        trouble = f"PostgreSQL account store: account {quoted(name)}: {why}"
         self._bad_accounts.note(trouble)
         return StoreUnavailable(trouble)
 

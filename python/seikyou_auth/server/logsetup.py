@@ -6,7 +6,7 @@ is removed, so a destination that cannot be opened leaves the running log as it 
 - text: ``serverlog.FORMAT``, the line fail2ban and grep read;
 - json: one object per line, ``{"time", "level", "logger", "message"}`` in that order;
   ``json.dumps`` escapes quotes, backslashes, controls and non-ASCII, so client text
-  (already quoted by ``serverlog.quote`` in the message) cannot end the object or the line;
+  (already quoted by ``logtext.quoted`` in the message) cannot end the object or the line;
 - file: reopened when logrotate moves it (``WatchedFileHandler``, as Postfix's
   ``postlogd``), so rotation needs no signal;
 - syslog: facility ``mail`` on the local socket, as Postfix and Dovecot log.

@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Iterable
 
+from seikyou_auth.logtext import quoted
 from seikyou_auth.server import metrics
 from seikyou_auth.server.shared.penalties import SharedFailureCounts
 
@@ -24,7 +25,6 @@ __all__ = [
     "FailureDelay",
     "Policy",
     "log_login_attempt",
-    "quoted",
 ]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -219,31 +219,7 @@ class BadCommandBudget:
         return self.count >= self.limit
 
 
-# Every character a log reader could misread: quotes and backslashes (which would end or
-# escape the quoted value), controls (a CR/LF would forge a whole line), and anything
-# outside printable ASCII (terminals and filters disagree about it).
-_UNSAFE_IN_QUOTES = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
-_NAMED_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _TOKEN = re.compile(r"[A-Za-z0-9._:%-]+")
-CLIENT_TEXT_MAX = 255
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    named = _NAMED_ESCAPES.get(char)
-    if named is not None:
-        return named
-    code = ord(char)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
-
-
-def quoted(text: str) -> str:
-    """Client-supplied text as one logfmt value: in double quotes, escaped, cut to 255 chars."""
-    return '"' + _UNSAFE_IN_QUOTES.sub(_escape, text[:CLIENT_TEXT_MAX]) + '"'
 
 
 def _word(text: str) -> str:

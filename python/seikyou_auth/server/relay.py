@@ -27,10 +27,10 @@ from pathlib import Path
 
 from seikyou_auth.accounts import AccountStore
 from seikyou_auth.errors import StoreUnavailable
+from seikyou_auth.logtext import quoted
 from seikyou_auth.server import metrics
 from seikyou_auth.server.config import Config, relay_address
 from seikyou_auth.server.dsn import Failure, delivery_status_notification
-from seikyou_auth.server.serverlog import quote
 from seikyou_auth.storage.maildir_writer import MaildirStore
 from seikyou_auth.storage.queue import (
     DeliveryState,
@@ -146,7 +146,7 @@ class Relay:
         if delivered:
             metrics.MESSAGES.inc("relayed")
             log.info(
-                "relayed %s from=%s recipients=%d", queued.id, quote(envelope.sender), delivered
+                "relayed %s from=%s recipients=%d", queued.id, quoted(envelope.sender), delivered
             )
         failures = [
             Failure(rcpt, reply.status, str(reply), self._remote_mta())
@@ -156,8 +156,8 @@ class Relay:
             log.error(
                 "relay: smarthost refused %s to=%s: %s",
                 queued.id,
-                quote(failure.recipient),
-                quote(failure.diagnostic),
+                quoted(failure.recipient),
+                quoted(failure.diagnostic),
             )
         retry = outcome.retry
         expired = bool(retry) and now - envelope.arrival >= self.config.queue.max_lifetime
@@ -166,7 +166,7 @@ class Relay:
                 "%s expired after %.0f s in the queue (max_lifetime); last error: %s",
                 queued.id,
                 now - envelope.arrival,
-                quote(outcome.error),
+                quoted(outcome.error),
             )
             failures += [
                 Failure(rcpt, EXPIRED_STATUS, f"delivery time expired: {outcome.error}")
@@ -202,7 +202,7 @@ class Relay:
             queued.id,
             attempts,
             delay,
-            quote(error),
+            quoted(error),
         )
 
     def _remote_mta(self) -> str:
@@ -278,19 +278,19 @@ class Relay:
             path = await asyncio.to_thread(self.queue.enqueue, Envelope("", (sender,)), report)
             metrics.MESSAGES.inc("queued")
             self.queue.changed.set()
-            log.info("bounce %s for %s queued as %s", queued.id, quote(sender), path.name)
+            log.info("bounce %s for %s queued as %s", queued.id, quoted(sender), path.name)
             return True
         account = await self.store.lookup(self._local_mailbox(sender))
         if account is None:
             log.error(
                 "%s: sender %s is no local account; no report, kept in queue/failed",
                 queued.id,
-                quote(sender),
+                quoted(sender),
             )
             await asyncio.to_thread(self._keep_failed_copy, queued, failed)
             return False
         await asyncio.to_thread(self.maildirs.deliver, account.name, report)
-        log.info("bounce %s delivered to local sender %s", queued.id, quote(sender))
+        log.info("bounce %s delivered to local sender %s", queued.id, quoted(sender))
         return True
 
     def _keep_failed_copy(self, queued: QueuedMessage, recipients: tuple[str, ...]) -> None:

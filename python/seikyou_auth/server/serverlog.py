@@ -1,4 +1,4 @@
-"""The cheap way ``seikyou-auth serve`` stamps each log line, and ``quote`` for client text.
+"""The cheap way ``seikyou-auth serve`` stamps each log line.
 
 Where the log goes is decided by ``[log]`` (``server/logsetup.py``).
 
@@ -13,35 +13,9 @@ from __future__ import annotations
 import logging
 import time
 
-__all__ = ["FORMAT", "ServerLogFormatter", "quote"]
+__all__ = ["FORMAT", "ServerLogFormatter"]
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-_ESCAPES = {
-    ord("\\"): "\\\\",
-    ord('"'): '\\"',
-    ord("\n"): "\\n",
-    ord("\r"): "\\r",
-    ord("\t"): "\\t",
-}
-QUOTED_MAX = 255
-
-
-def quote(text: str) -> str:
-    """Client-supplied text for a log field: in double quotes, every risky character escaped.
-
-    A name like ``evil client=203.0.113.9`` then cannot pass for a field of the line.
-    """
-    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
-        return f'"{text[:QUOTED_MAX]}"'
-    escaped = text[:QUOTED_MAX].translate(_ESCAPES)
-    if not escaped.isascii() or not escaped.isprintable():
-        escaped = "".join(
-            char if " " <= char <= "~" else char.encode("unicode_escape").decode("ascii")
-            for char in escaped
-        )
-    return f'"{escaped}"'
 
 
 class ServerLogFormatter(logging.Formatter):

@@ -10,8 +10,8 @@ import secrets
 from pathlib import Path
 
 from seikyou_auth.errors import StoreUnavailable
+from seikyou_auth.logtext import quoted
 from seikyou_auth.server import metrics
-from seikyou_auth.server.serverlog import quote
 from seikyou_auth.server.smtp import replies
 from seikyou_auth.server.smtp.address import AddressError, domain_of, parse_path
 from seikyou_auth.server.smtp.data import DataRefused, MessageFlood, receive_message
@@ -197,7 +197,7 @@ async def _receive_and_store(session: Session, transaction: Transaction, spool: 
     log.info(
         "accepted %s from=%s recipients=%d size=%d client=%s account=%s",
         message_id,
-        quote(transaction.sender),
+        quoted(transaction.sender),
         len(transaction.recipients),
         spool.size,
         session.peer,
