@@ -1,12 +1,14 @@
 """SIGHUP: read the config and the TLS files again and apply them without a restart.
 
 What a reload applies: the TLS certificate and key, limits and penalty delays, trusted
-networks, the SMTP and POP3 settings, the accounts file, and ``[log]``. New connections
+networks, the SMTP and POP3 settings (the relay ones at each queued message's next attempt:
+the relay reads the running config at each attempt, as Postfix's queue manager re-reads
+``relayhost``), the accounts file, and ``[log]``. New connections
 get the new settings; open sessions finish with the ones they started with, so no
 connection is dropped. What it cannot apply without rebinding or re-forking (listeners,
 ``workers``, ``event_loop``, ``data_dir``, ``[metrics]``, ``[redis]`` and ``[accounts]``,
-whose connections and pools were opened at start, the relay settings the running relay
-task holds) keeps its running value, and one line says a restart is needed.
+whose connections and pools were opened at start) keeps its running value, and one line says
+a restart is needed.
 
 A config or certificate that does not load changes nothing: one error line, and the
 server keeps running as it was (as ``postfix reload`` and ``doveadm reload`` do).
@@ -40,9 +42,8 @@ __all__ = ["WorkerSupervisor", "check_config", "install_hangup", "reload_app"]
 
 log = logging.getLogger("seikyou_auth.server")
 
-# Settings held by sockets, processes or the relay task: a reload keeps the running value.
+# Settings held by sockets, processes, connections or pools: a reload keeps the running value.
 RESTART_ONLY = ("listeners", "workers", "event_loop", "data_dir", "metrics", "redis", "accounts")
-RELAY_SETTINGS = ("relay_host", "relay_retry_delays")
 # Appended to STATUS= after a refused reload, so `systemctl status` shows it until the next one.
 RELOAD_FAILED = "; the last reload failed (see the log), the previous configuration runs"
 
@@ -63,21 +64,12 @@ def check_config(config_path: str | None) -> bool:
 
 
 def _unapplied(old: Config, new: Config) -> list[str]:
-    names = [name for name in RESTART_ONLY if getattr(new, name) != getattr(old, name)]
-    names += [
-        f"smtp.{name}"
-        for name in RELAY_SETTINGS
-        if getattr(new.smtp, name) != getattr(old.smtp, name)
-    ]
-    return names
+    return [name for name in RESTART_ONLY if getattr(new, name) != getattr(old, name)]
 
 
 def _keep_running_values(old: Config, new: Config) -> Config:
-    smtp = dataclasses.replace(
-        new.smtp, **{name: getattr(old.smtp, name) for name in RELAY_SETTINGS}
-    )
     running = {name: getattr(old, name) for name in RESTART_ONLY}
-    return dataclasses.replace(new, smtp=smtp, **running)
+    return dataclasses.replace(new, **running)
 
 
 def _passwd_store(app: ServerApp, new: Config) -> AccountStore | None:
@@ -129,6 +121,12 @@ def reload_app(app: ServerApp, config_path: str | None) -> bool:
             login_queue_size=limits.login_queue_size,
             login_queue_per_address=limits.login_queue_per_address,
             is_penalised=app.failure_delay.is_penalised,
+        )
+    if new.smtp.relay_host != app.config.smtp.relay_host:
+        log.info(
+            "reload: smtp.relay_host is now %s: queued mail goes there at its next attempt"
+            " (seikyou-auth queue flush sends it now)",
+            new.smtp.relay_host or "empty",
         )
     app.config = new
     app.ssl_context = ssl_context
