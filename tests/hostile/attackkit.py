@@ -408,6 +408,12 @@ class RunningAttack:
     def running(self) -> bool:
         return self.process.poll() is None
 
+    def wait_for_end(self, timeout: float) -> None:
+        """Let the attack end at its own deadline; one that overruns it (a starved process on a
+        loaded machine) is stopped by ``attack`` on exit, and prints its counts all the same."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout)
+
 
 @contextlib.contextmanager
 def attack(name: str, *, settle: float = 1.0, **params: Any) -> Iterator[RunningAttack]:

@@ -52,7 +52,7 @@ def test_row1_pipelined_ehlo_never_read_is_bounded(tmp_path: Path) -> None:
                 lambda: smtps_login(port, PROBE_USER, PROBE_PASSWORD),
                 still_attacking=flood.running,
             )
-            flood.process.wait(ATTACK_SECONDS + 30)
+            flood.wait_for_end(ATTACK_SECONDS + 30)
         assert_bounds(logins, rss=under(watch.rss_growth_kb, RSS_GROWTH_BOUND_KB, "RSS growth kB"))
         # The attack really ran: without it the bounds above would prove nothing.
         assert flood.summary.get("connected", 0) >= 20, flood.summary
@@ -77,7 +77,7 @@ def test_row3_stalled_tls_handshakes_do_not_take_every_fd(tmp_path: Path) -> Non
                 lambda: smtps_login(port, PROBE_USER, PROBE_PASSWORD),
                 still_attacking=stall.running,
             )
-            stall.process.wait(ATTACK_SECONDS + 30)
+            stall.wait_for_end(ATTACK_SECONDS + 30)
         log = server.log_text()
         assert_bounds(
             logins,
@@ -111,7 +111,7 @@ def test_row4_idle_crowd_makes_room_for_a_new_client(tmp_path: Path) -> None:
                 lambda: submission_login(port, PROBE_USER, PROBE_PASSWORD),
                 still_attacking=crowd.running,
             )
-            crowd.process.wait(ATTACK_SECONDS + 30)
+            crowd.wait_for_end(ATTACK_SECONDS + 30)
         assert_bounds(
             logins,
             fds=under(watch.peak_fds, _fd_bound(watch, limits), "peak fds"),
@@ -134,7 +134,7 @@ def test_row5_a_pipelining_client_does_not_starve_other_clients(tmp_path: Path) 
                 lambda: smtps_login(port, PROBE_USER, PROBE_PASSWORD),
                 still_attacking=pipeline.running,
             )
-            pipeline.process.wait(ATTACK_SECONDS + 30)
+            pipeline.wait_for_end(ATTACK_SECONDS + 30)
         assert_bounds(logins)
         assert pipeline.summary.get("replies", 0) >= 10_000, pipeline.summary
 

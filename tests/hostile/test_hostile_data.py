@@ -45,7 +45,7 @@ def test_row2_huge_data_of_short_lines_is_streamed_not_buffered(tmp_path: Path) 
                 settle=0,
             ) as flood,
         ):
-            flood.process.wait(210)
+            flood.wait_for_end(210)
         stored = server.maildir_messages(MAIL_USER)
         # Nothing lost: every 250 is a whole message on disk, body line for body line.
         intact = [path for path in stored if _body(path) == b"a\n" * FLOOD_LINES]

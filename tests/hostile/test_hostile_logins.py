@@ -42,7 +42,7 @@ def test_row8_failed_argon2_logins_do_not_slow_a_real_users_login(tmp_path: Path
                 lambda: smtps_login(port, CRYPT_USER, CRYPT_PASSWORD),
                 still_attacking=strangers.running,
             )
-            strangers.process.wait(ATTACK_SECONDS + 30)
+            strangers.wait_for_end(ATTACK_SECONDS + 30)
         assert_bounds(logins)
         refused = {k: v for k, v in strangers.summary.items() if k.startswith("AUTH")}
         # The attack really ran: each refusal now costs a stranger at least one penalty step
