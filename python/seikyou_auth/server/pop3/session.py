@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
 
 import seikyou_auth
@@ -40,10 +39,6 @@ class Session:
         self.bad_commands = BadCommandBudget(ctx.config.limits.max_bad_commands)
         self.done = False
         conn.session = self
-
-    @property
-    def writer(self) -> asyncio.StreamWriter:
-        return self.conn.writer
 
     @property
     def logged_in(self) -> bool:

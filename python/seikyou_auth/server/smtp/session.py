@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
 from seikyou_auth.accounts import Account
@@ -45,7 +44,6 @@ class Session:
         self.lines = conn.lines
         self.last_reply = b""
         self.peer = conn.peer
-        self.tls_active = conn.tls_active
         self.helo: str | None = None
         self.esmtp = False
         self.account: Account | None = None
@@ -56,12 +54,12 @@ class Session:
         conn.session = self
 
     @property
-    def writer(self) -> asyncio.StreamWriter:
-        return self.conn.writer
-
-    @property
     def logged_in(self) -> bool:
         return self.account is not None
+
+    @property
+    def tls_active(self) -> bool:
+        return self.conn.tls_active
 
     @property
     def is_submission(self) -> bool:
@@ -84,7 +82,6 @@ class Session:
 
     def reset_for_tls(self) -> None:
         """RFC 3207 4.2: after STARTTLS the client starts over with EHLO."""
-        self.tls_active = True
         self.helo = None
         self.esmtp = False
         self.account = None
