@@ -13,6 +13,7 @@ from typing import Any
 
 from attackkit import (
     HOSTILE_LIMITS,
+    LISTENERS,
     PROBE_PASSWORD,
     PROBE_USER,
     RSS_GROWTH_BOUND_KB,
@@ -27,10 +28,15 @@ from attackkit import (
     under,
 )
 
+from seikyou_auth.server.app import ACCEPT_BACKLOG
+
 ATTACK_SECONDS = 15
-# asyncio accepts up to its listen backlog (100) connections per wakeup before any cap can
-# look at them: fds the server holds for an instant beyond its cap.
-ACCEPT_BATCH = 100
+# Connections accepted before the connection layer has judged them, and ones it has closed
+# whose fd the loop releases on a later turn: the server reserves two accept batches per
+# listener for them beside max_connections (server/app.py, connection_budget). Under a churning
+# crowd on a loaded machine one listener has been seen 111 over its cap (the attack's 2,000
+# connections are what an unbounded server holds).
+ACCEPT_OVERSHOOT = 2 * ACCEPT_BACKLOG * len(LISTENERS)
 # Issue 9 measured 20 MB of log in 20 s; a log line per refused connection is the defect.
 LOG_BOUND = 256 * 1024
 
@@ -140,4 +146,4 @@ def test_row5_a_pipelining_client_does_not_starve_other_clients(tmp_path: Path) 
 
 
 def _fd_bound(watch: ResourceWatch, limits: Mapping[str, Any]) -> int:
-    return watch.baseline_fds + int(limits["max_connections"]) + ACCEPT_BATCH
+    return watch.baseline_fds + int(limits["max_connections"]) + ACCEPT_OVERSHOOT
