@@ -39,10 +39,18 @@ def test_a_relay_host_given_by_reload_takes_the_queued_mail(tmp_path: Path) -> N
         write_config(config, settings)
         os.kill(process.pid, signal.SIGHUP)
         wait_for(lambda: sink.received != [] and not any(queue_new.iterdir()))
-        time.sleep(0.2)  # one more relay pass: it must not send the message twice
+        time.sleep(1.0)  # two more relay passes (0.5 s apart): none may send it again
+
+        # Taken away again: the start-up warning, since mail for other domains now waits.
+        del settings["smtp"]["relay_host"]
+        write_config(config, settings)
+        os.kill(process.pid, signal.SIGHUP)
+        wait_for(lambda: "reload: smtp.relay_host is empty" in log_path.read_text())
         log = log_path.read_text()
     assert [message.recipients for message in sink.received] == [[REMOTE]]
     assert b"Subject: waiting" in sink.received[0].content
     reloaded = [line for line in log.splitlines() if RELAY_RELOADED in line]
     assert reloaded and f"is now 127.0.0.1:{sink_port}:" in reloaded[0], log
     assert "restart is needed" not in log
+    emptied = [line for line in log.splitlines() if "reload: smtp.relay_host is empty" in line]
+    assert len(emptied) == 1 and "WARNING" in emptied[0], log

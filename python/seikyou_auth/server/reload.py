@@ -33,6 +33,7 @@ from seikyou_auth.sasl import Authenticator
 from seikyou_auth.server import logsetup, metrics, sdnotify
 from seikyou_auth.server.config import Config, ConfigError, load_config
 from seikyou_auth.server.policy import Policy
+from seikyou_auth.server.relay import relay_warning
 from seikyou_auth.server.tls import server_context
 
 if TYPE_CHECKING:
@@ -90,6 +91,17 @@ def _passwd_store(app: ServerApp, new: Config) -> AccountStore | None:
     return store
 
 
+def _log_relay_host_change(new: Config) -> None:
+    if new.smtp.relay_host:
+        log.info(
+            "reload: smtp.relay_host is now %s: queued mail goes there at its next attempt"
+            " (seikyou-auth queue flush sends it now)",
+            new.smtp.relay_host,
+        )
+    elif (warning := relay_warning(new)) is not None:
+        log.warning("reload: %s", warning)
+
+
 def reload_app(app: ServerApp, config_path: str | None) -> bool:
     """Apply ``config_path`` to a running app; False (and one log line) when it is broken."""
     from seikyou_auth.server.app import connection_budget
@@ -123,11 +135,7 @@ def reload_app(app: ServerApp, config_path: str | None) -> bool:
             is_penalised=app.failure_delay.is_penalised,
         )
     if new.smtp.relay_host != app.config.smtp.relay_host:
-        log.info(
-            "reload: smtp.relay_host is now %s: queued mail goes there at its next attempt"
-            " (seikyou-auth queue flush sends it now)",
-            new.smtp.relay_host or "empty",
-        )
+        _log_relay_host_change(new)
     app.config = new
     app.ssl_context = ssl_context
     app.policy = Policy(new.trusted_networks)
