@@ -22,6 +22,8 @@ import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
+# Counted when the process could not keep its own deadline: it was starved of CPU.
+OVERRAN = "overran its deadline"
 # The server listens here, and only this address is in its trusted_networks.
 SERVER_ADDRESS = "127.0.0.1"
 
@@ -509,7 +511,7 @@ def _attack_main(name: str, params_json: str) -> None:
         # the process still ends within a few seconds of them.
         done, _ = await asyncio.wait([task], timeout=params["seconds"] + 3)
         if not done:
-            tally.add("overran its deadline")
+            tally.add(OVERRAN)
             task.cancel()
             await asyncio.wait([task], timeout=5)
         if task.done() and not task.cancelled() and task.exception() is not None:

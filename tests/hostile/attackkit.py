@@ -37,7 +37,7 @@ TESTS_DIR = Path(__file__).resolve().parents[1]
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
-from attackers import SERVER_ADDRESS, client_tls_context  # noqa: E402
+from attackers import OVERRAN, SERVER_ADDRESS, client_tls_context  # noqa: E402
 from support.serverkit import (  # noqa: E402  (the path insert above makes it importable from benches/)
     DOMAIN,
     HOSTNAME,
@@ -407,6 +407,18 @@ class RunningAttack:
 
     def running(self) -> bool:
         return self.process.poll() is None
+
+    def assert_ran(self, ran: bool, what: str) -> None:
+        """The attack reached the server as the row needs (``ran``). An attacker that overran
+        its own deadline was starved of CPU (nice 10 on a saturated machine): it proves nothing
+        either way, as a starved probe does in ``assert_bounds``, so the test is skipped."""
+        if ran:
+            return
+        import pytest
+
+        if OVERRAN in self.summary:
+            pytest.skip(f"attacker process starved (machine saturated): {what}: {self.summary}")
+        raise AssertionError(f"{what}: {self.summary}")
 
     def wait_for_end(self, timeout: float) -> None:
         """Let the attack end at its own deadline; one that overruns it (a starved process on a

@@ -26,7 +26,10 @@ ATTACK_SECONDS = 25
 
 
 def test_row8_failed_argon2_logins_do_not_slow_a_real_users_login(tmp_path: Path) -> None:
-    with hostile_server(tmp_path) as server:
+    # The decoy checks keep both CPUs busy and the attacker runs at nice 10: with the usual 3 s
+    # its TLS handshakes can time out on a loaded machine (CI once saw 426 resets and 16 AUTH
+    # replies), and then no flood reaches the hash queue. This row is about that queue.
+    with hostile_server(tmp_path, limits={"tls_handshake_timeout": 10.0}) as server:
         port = server.ports["submissions"]
         with attack(
             "auth_failures",
@@ -47,7 +50,7 @@ def test_row8_failed_argon2_logins_do_not_slow_a_real_users_login(tmp_path: Path
         refused = {k: v for k, v in strangers.summary.items() if k.startswith("AUTH")}
         # The attack really ran: each refusal now costs a stranger at least one penalty step
         # (a temporary failure is held too), so a few dozen in the attack's time is a flood.
-        assert sum(refused.values()) >= 50, strangers.summary
+        strangers.assert_ran(sum(refused.values()) >= 50, "a flood of AUTH replies")
         assert set(refused) <= {"AUTH 535", "AUTH 454", "AUTH 421"}, strangers.summary
 
 
